@@ -1,0 +1,60 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both install first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+# A prebuilt mmcv wheel beside the checkout is used as a cache; without it mmcv is compiled here.
+WHEELS := $(wildcard ../shared/wheels)
+FIND_LINKS := $(if $(WHEELS),--find-links $(abspath $(WHEELS)),)
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=24"
+	$(PIP) install -q "torch==2.13.0,!=2.13.0+cpu" "torchvision==0.28.0"
+	$(PIP) install -q "setuptools>=77,<82" wheel ninja
+	MMCV_WITH_OPS=1 MAX_JOBS=$${MAX_JOBS:-$$(nproc)} $(PIP) install --no-build-isolation $(FIND_LINKS) mmcv==2.1.0
+	$(PIP) install -q -r requirements.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -c "import mmcv.ops, mmdet, mmengine, torch; print('installed: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmengine', mmengine.__version__)"
+	touch $(STAMP)
+
+PY        := $(abspath $(BIN))/python
+DEMO      := work_dirs/demo
+DEMO_ROWS ?= random_init baseline dense_distill
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONUNBUFFERED := 1
+
+# The main job, on the embedded demo data, on CPU: data -> pretrain -> export -> Faster R-CNN
+# on demo VOC and demo COCO -> test -> results table, plot and training curves.
+demo: install
+	$(PY) tools/make_demo_data.py --out data/demo
+	set -e; for method in $(filter-out random_init,$(DEMO_ROWS)); do \
+	    $(PY) pretrain/train.py --method $$method --demo --work-dir $(DEMO)/pretrain/$$method; \
+	done
+	set -e; for row in $(DEMO_ROWS); do \
+	    if [ $$row = random_init ]; then bb=none; else bb=$(DEMO)/pretrain/$$row/backbone.pth; fi; \
+	    for ds in voc coco; do \
+	        wd=$(DEMO)/det/$$row/$$ds; \
+	        $(PY) tools/train.py configs/demo/faster_rcnn_$$ds.py --backbone $$bb --work-dir $$wd; \
+	        $(PY) tools/test.py configs/demo/faster_rcnn_$$ds.py "$$(cat $$wd/last_checkpoint)" --work-dir $$wd; \
+	    done; \
+	done
+	$(PY) tools/summarize.py $(DEMO)/det --out $(DEMO)/results --curves \
+	    --title "Embedded synthetic demo data, 2-core CPU (not ImageNet/VOC/COCO)"
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(BIN)/ruff check mmtransfer pretrain tools tests benchmarks
+
+bench: install
+	$(PY) benchmarks/bench_train_step.py --device cpu --arch resnet18 --size 64 --m 128 --n 1000 --classes 100 --json $(DEMO)/bench_train_step.json
+
+clean:
+	rm -rf work_dirs data/demo

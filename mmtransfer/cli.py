@@ -1,0 +1,69 @@
+"""What every command-line tool shares: one-line errors, ``--debug``, CPU process groups.
+
+Known user errors (bad flag, missing file, bad config value) end the program with one line
+``error: ...`` on stderr and exit status 2; ``--debug`` re-raises them with the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+# Errors that mean "the input is wrong", not "the code is wrong".
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, KeyError,
+                                                 FloatingPointError, RuntimeError)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage dump) and the worked example kept verbatim."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('formatter_class', argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f'error: {message} (see {self.prog} --help)\n')
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """The flags mmdet's tools share: ``--work-dir``, ``--cfg-options``, ``--launcher``, ..."""
+    from mmengine.config import DictAction
+
+    parser.add_argument('--work-dir', help='folder for logs, checkpoints and outputs')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+                        help='override config keys, e.g. train_cfg.max_epochs=3')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher (pytorch: torchrun / dist_*.sh)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+
+
+def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Runs ``main(argv)``, turning known user errors into one line and exit status 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return main(args) or 0
+    except KeyboardInterrupt:
+        print('error: interrupted', file=sys.stderr)
+        return 130
+    except USER_ERRORS as err:
+        if '--debug' in args:
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f'error: {message}', file=sys.stderr)
+        return 2
+
+
+def init_cpu_distributed(launcher: str) -> None:
+    """Starts a gloo process group for ``--launcher pytorch`` on a machine without CUDA.
+
+    mmengine's launcher pins a CUDA device first, which fails without one; once a group
+    exists, mmengine uses it as it is.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if launcher == 'pytorch' and not torch.cuda.is_available() and not dist.is_initialized():
+        os.environ.setdefault('LOCAL_RANK', '0')
+        dist.init_process_group(backend='gloo')

@@ -1,0 +1,54 @@
+"""Every version workaround of the stack, in one place.
+
+Imported (and applied) by ``mmtransfer/__init__.py``, so every entry point that imports
+the package (``pretrain/``, ``tools/``, tests) gets it. Installed packages are never edited.
+
+torch >= 2.6 defaults ``torch.load(weights_only=True)``. mmengine 0.10.7 predates that and
+its local-file loader calls ``torch.load(filename, map_location=...)``, so resuming or testing
+from an mmengine checkpoint (which pickles the message hub, numpy scalars, ...) fails with an
+``UnpicklingError``. We re-register mmengine's local-file scheme with a loader that passes
+``weights_only=False``: these are checkpoints the user's own runs wrote.
+"""
+from __future__ import annotations
+
+import os.path as osp
+
+import torch
+from mmengine.runner.checkpoint import CheckpointLoader
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that does not exist, is truncated, or is not a torch pickle."""
+
+
+def torch_load_trusted(filename: str, map_location=None):
+    """``torch.load`` of a local file written by this toolkit or mmengine (trusted pickle).
+
+    Raises :class:`CheckpointError` naming the file when it is missing, truncated or foreign.
+    """
+    filename = osp.expanduser(str(filename))
+    if not osp.isfile(filename):
+        raise CheckpointError(f'{filename}: checkpoint file not found')
+    try:
+        return torch.load(filename, map_location=map_location, weights_only=False)
+    except Exception as err:  # zipfile / pickle / EOF errors all mean the same to the user
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f'{filename}: not a readable torch checkpoint (truncated or foreign file?): '
+            f'{type(err).__name__}: {first_line}') from err
+
+
+def _load_from_local(filename, map_location):
+    return torch_load_trusted(filename, map_location)
+
+
+_applied = False
+
+
+def apply() -> None:
+    """Install the workarounds (idempotent)."""
+    global _applied
+    if _applied:
+        return
+    CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
+    _applied = True

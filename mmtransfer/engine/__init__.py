@@ -1,0 +1,7 @@
+"""mmengine glue of pretraining: hooks and the accuracy metric (registered on import)."""
+from mmtransfer.engine.hooks import (DumpMetricsHook, ExportBackboneHook, NonFiniteLossError,
+                                     NonFiniteLossHook, TeacherEMAHook)
+from mmtransfer.engine.metrics import Accuracy
+
+__all__ = ['Accuracy', 'DumpMetricsHook', 'ExportBackboneHook', 'NonFiniteLossError', 'NonFiniteLossHook',
+           'TeacherEMAHook']

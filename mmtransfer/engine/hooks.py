@@ -1,0 +1,106 @@
+"""Hooks of pretraining: EMA teacher update, non-finite loss guard, metrics dump, export."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import os.path as osp
+
+import torch
+
+from mmengine.dist import all_reduce_params, get_world_size, master_only
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+
+def _unwrap(model):
+    return model.module if is_model_wrapper(model) else model
+
+
+@HOOKS.register_module()
+class TeacherEMAHook(Hook):
+    """After each optimizer step, moves the EMA teacher towards the student.
+
+    Runs on every rank. DDP keeps the students' parameters identical, but each rank updates its
+    BN running statistics from its own images; under DDP they are first averaged across ranks
+    (one small all-reduce of the floating-point buffers), so students and teachers stay
+    identical on every rank (checked by the two-process test).
+    """
+
+    priority = 'ABOVE_NORMAL'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        model = _unwrap(runner.model)
+        if get_world_size() > 1:
+            all_reduce_params([b for b in model.student.buffers() if b.is_floating_point()],
+                              op='mean')
+        model.update_teacher()
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite."""
+
+
+@HOOKS.register_module()
+class NonFiniteLossHook(Hook):
+    """Stops training at the first non-finite loss term, before it can be checkpointed.
+
+    Runs before the checkpoint hook (priority ``VERY_HIGH``), so the last checkpoint on disk is
+    the last good one. mmengine's RuntimeInfoHook reads these values to the host every
+    iteration anyway, so this adds no device sync.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        for key, value in (outputs or {}).items():
+            value = value.detach().item() if torch.is_tensor(value) else float(value)
+            if 'loss' in key and not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f'iteration {runner.iter + 1}: {key} = {value} is not finite; '
+                    f'stopped, the last checkpoint in {runner.work_dir} is the last good one')
+
+
+@HOOKS.register_module()
+class ExportBackboneHook(Hook):
+    """At the end of training, writes ``<work_dir>/backbone.pth`` for MMDetection's ``ResNet``.
+
+    Args:
+        which: ``student`` (default) or ``teacher`` (the EMA teacher, distillation methods).
+        filename: output name inside the work dir.
+    """
+
+    priority = 'LOWEST'
+
+    def __init__(self, which: str = 'student', filename: str = 'backbone.pth'):
+        self.which, self.filename = which, filename
+
+    @master_only
+    def after_run(self, runner) -> None:
+        from mmtransfer.export import backbone_state_dict, save_atomic
+
+        model = _unwrap(runner.model)
+        if runner.train_loop is None or getattr(runner.train_loop, 'iter', 0) == 0:
+            return  # test-only runs or no step taken: nothing to export
+        out = osp.join(runner.work_dir, self.filename)
+        save_atomic(backbone_state_dict(model.state_dict(), self.which), out)
+        runner.logger.info(f'exported the {self.which} backbone to {out}')
+
+
+@HOOKS.register_module()
+class DumpMetricsHook(Hook):
+    """Writes the latest validation metrics to ``<work_dir>/<filename>`` (atomic JSON)."""
+
+    def __init__(self, filename: str = 'val_metrics.json'):
+        self.filename = filename
+
+    @master_only
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if not metrics:
+            return
+        out = osp.join(runner.work_dir, self.filename)
+        tmp = out + '.tmp'
+        with open(tmp, 'w') as f:
+            json.dump(dict(metrics, epoch=runner.epoch, iter=runner.iter), f, indent=2)
+        os.replace(tmp, out)

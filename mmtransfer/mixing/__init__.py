@@ -1,0 +1,36 @@
+"""Functional core of MultiMix (Venkataramanan et al., NeurIPS 2023) and pairwise baselines.
+
+Pure torch functions, batch first, no state: call them from any training loop.
+
+MultiMix (eq. 6-7)::
+
+    lam = sample_lambda(m, n)                          # [m, n], Dirichlet columns
+    z_mix, y_mix = multimix(z, one_hot(labels), lam)   # reference: [n, d], [n, c]
+    loss = mixed_label_cross_entropy(mix(head(z), lam), labels, lam)   # fast, linear head
+
+Dense MultiMix (eq. 10-14)::
+
+    lam = sample_lambda_dense(m, n, r)                 # [r, m, n]
+    attn = spatial_attention(z, u='gap', h='relu_l1')  # [m, r]
+    w, s = dense_mixing_weights(lam, attn)             # [r, m, n], [n, r]
+    loss = dense_label_cross_entropy(dense_mix(head(z), w), labels, w, s)
+"""
+from .dense import dense_mix, dense_mixing_weights, dense_multimix, spatial_attention
+from .losses import (
+    dense_cross_entropy,
+    dense_label_cross_entropy,
+    mixed_label_cross_entropy,
+    soft_cross_entropy,
+)
+from .multimix import mix, multimix
+from .pairwise import cutmix, pair_mixup
+from .sampling import sample_lambda, sample_lambda_dense, sample_pair_lambda
+
+__all__ = [
+    'sample_lambda', 'sample_lambda_dense', 'sample_pair_lambda',
+    'mix', 'multimix',
+    'spatial_attention', 'dense_mixing_weights', 'dense_mix', 'dense_multimix',
+    'soft_cross_entropy', 'mixed_label_cross_entropy', 'dense_cross_entropy',
+    'dense_label_cross_entropy',
+    'pair_mixup', 'cutmix',
+]

@@ -1,0 +1,60 @@
+"""A torchvision ResNet as an encoder that can be entered and left at any block.
+
+Blocks are numbered as in manifold mixup: block 0 is the input image, block k (1..4) is the
+output of ``layer{k}`` (the stem runs with layer1). Block 4 is the embedding MultiMix
+interpolates: ``[m, d, h, w]`` before pooling (d = 2048, h = w = 7 for ResNet-50 at 224 px).
+The module's parameter names are torchvision's, so its state dict is what MMDetection's
+``ResNet`` loads.
+"""
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import Tensor, nn
+
+NUM_BLOCKS = 4
+
+
+class ResNetEncoder(nn.Module):
+    """torchvision ResNet without ``avgpool`` and ``fc``.
+
+    Args:
+        arch: a torchvision ResNet name (``resnet18``, ``resnet50``, ...).
+        zero_init_residual: zero the last BN of each residual branch (torchvision option).
+    """
+
+    def __init__(self, arch: str = 'resnet50', zero_init_residual: bool = False):
+        super().__init__()
+        if not arch.startswith('resnet') or not hasattr(torchvision.models, arch):
+            raise ValueError(f'arch: unknown torchvision ResNet {arch!r}')
+        net = getattr(torchvision.models, arch)(weights=None,
+                                                zero_init_residual=zero_init_residual)
+        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            net.layer1, net.layer2, net.layer3, net.layer4)
+        self.out_channels = net.fc.in_features
+
+    def _block(self, k: int) -> nn.Module:
+        return self.layer1 if k == 1 else getattr(self, f'layer{k}')
+
+    def forward(self, x: Tensor, start: int = 0, end: int = NUM_BLOCKS) -> Tensor:
+        """Runs blocks ``start+1 .. end``: ``x`` is block ``start``'s output, returns block ``end``'s."""
+        if not 0 <= start <= end <= NUM_BLOCKS:
+            raise ValueError(f'blocks must satisfy 0 <= start <= end <= 4, got {start}, {end}')
+        for k in range(start + 1, end + 1):
+            if k == 1:
+                x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self._block(k)(x)
+        return x
+
+
+class LinearHead(nn.Linear):
+    """The classifier ``W z + b``; also usable as a 1x1 convolution on dense embeddings.
+
+    ``z[m, d] -> logits[m, c]`` and ``z[m, d, r] -> logits[m, c, r]`` (dense MultiMix, eq. 11).
+    """
+
+    def forward(self, z: Tensor) -> Tensor:
+        if z.dim() == 2:
+            return super().forward(z)
+        return torch.einsum('mdr,cd->mcr', z, self.weight) + self.bias[:, None]

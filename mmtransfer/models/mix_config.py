@@ -1,0 +1,124 @@
+"""The pretraining methods and their options, validated once at construction.
+
+A method is a preset of three switches; the switches can also be set by hand on any method
+(e.g. ``method='mixup', dense=True`` is the paper's Table 9 "Mixup + dense loss").
+
+    method          mixing per mini-batch                      dense  distill
+    baseline        none                                       no     no
+    mixup           input mixup, lambda ~ Beta(a, a)           no     no
+    cutmix          CutMix                                     no     no
+    manifold_mixup  mixup at a random block in {0, 1, 2}       no     no
+    multimix        MultiMix with prob p, else input mixup     no     no
+    dense           dense MultiMix with prob p, else mixup     yes    no
+    distill         MultiMix with prob p, else mixup           no     yes
+    dense_distill   dense MultiMix with prob p, else mixup     yes    yes
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+METHODS = {
+    'baseline': ('none', False, False),
+    'mixup': ('mixup', False, False),
+    'cutmix': ('cutmix', False, False),
+    'manifold_mixup': ('manifold_mixup', False, False),
+    'multimix': ('multimix', False, False),
+    'dense': ('multimix', True, False),
+    'distill': ('multimix', False, True),
+    'dense_distill': ('multimix', True, True),
+}
+ATTENTION_U = ('gap', 'cam', 'none')
+ATTENTION_H = ('relu_l1', 'softmax')
+
+
+class MixConfigError(ValueError):
+    """An invalid mixing option; the message names the config key."""
+
+
+@dataclass
+class MixConfig:
+    """Options of every method (``model.mix`` in the configs); defaults are the paper's.
+
+    Attributes:
+        method: one of :data:`METHODS`.
+        n: number of mixed embeddings per device and mini-batch (MultiMix's n, paper: 1000).
+        alpha: Dirichlet concentration: a ``(lo, hi)`` range, ``alpha_k ~ U[lo, hi]`` drawn per
+            column (paper: (0.5, 2.0)), or one float for a fixed alpha.
+        prob: probability of a MultiMix batch; the others use input mixup (paper: 0.5).
+        block: interpolation block for MultiMix, 0 (input) .. 4 (last block, the paper's choice).
+        pair_alpha: ``lambda ~ Beta(pair_alpha, pair_alpha)`` for mixup / CutMix / manifold mixup.
+        manifold_blocks: blocks manifold mixup draws from uniformly (Verma et al.: 0, 1, 2).
+        attention_u, attention_h: dense MultiMix's spatial attention (eq. 10): u in
+            ``gap | cam | none``, h in ``relu_l1 | softmax`` (paper: gap, relu_l1).
+        dense_resolution: side of the dense grid, ``None`` = the native feature map (7 at 224 px);
+            smaller values average-pool the embedding first.
+        gamma: weight of the label term, ``gamma * H(Y~, P~) + (1 - gamma) * H(P~', P~)`` (0.5).
+        ema_momentum: teacher update ``t <- (1 - mu) t + mu s`` (mmengine convention); the paper
+            does not state it, we use 0.001 (decay 0.999).
+        dense, distill: ``None`` = the method's preset, or force the switch (Table 9).
+    """
+
+    method: str = 'baseline'
+    n: int = 1000
+    alpha: float | tuple[float, float] = (0.5, 2.0)
+    prob: float = 0.5
+    block: int = 4
+    pair_alpha: float = 1.0
+    manifold_blocks: tuple[int, ...] = (0, 1, 2)
+    attention_u: str = 'gap'
+    attention_h: str = 'relu_l1'
+    dense_resolution: int | None = None
+    gamma: float = 0.5
+    ema_momentum: float = 0.001
+    dense: bool | None = None
+    distill: bool | None = None
+    mixing: str = field(init=False)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise MixConfigError(
+                f'method: unknown {self.method!r}; choose from {", ".join(METHODS)}')
+        self.mixing, dense, distill = METHODS[self.method]
+        self.dense = dense if self.dense is None else bool(self.dense)
+        self.distill = distill if self.distill is None else bool(self.distill)
+        if isinstance(self.alpha, (list, tuple)):
+            if len(self.alpha) != 2:
+                raise MixConfigError(f'mix.alpha: expected a float or (lo, hi), got {self.alpha}')
+            self.alpha = (float(self.alpha[0]), float(self.alpha[1]))
+            lo, hi = self.alpha
+        else:
+            lo = hi = self.alpha = float(self.alpha)
+        self.manifold_blocks = tuple(int(b) for b in self.manifold_blocks)
+        checks = [
+            (isinstance(self.n, int) and self.n >= 1, f'mix.n must be an integer >= 1, got {self.n}'),
+            (lo > 0, f'mix.alpha must be > 0, got {self.alpha}'),
+            (lo <= hi, f'mix.alpha range is inverted: lo={lo} > hi={hi}'),
+            (0.0 <= self.prob <= 1.0, f'mix.prob must be in [0, 1], got {self.prob}'),
+            (self.block in range(5), f'mix.block must be in 0..4, got {self.block}'),
+            (self.pair_alpha > 0, f'mix.pair_alpha must be > 0, got {self.pair_alpha}'),
+            (len(self.manifold_blocks) > 0 and all(b in range(4) for b in self.manifold_blocks),
+             f'mix.manifold_blocks must be a non-empty subset of 0..3, got {self.manifold_blocks}'),
+            (self.attention_u in ATTENTION_U,
+             f'mix.attention_u must be one of {ATTENTION_U}, got {self.attention_u!r}'),
+            (self.attention_h in ATTENTION_H,
+             f'mix.attention_h must be one of {ATTENTION_H}, got {self.attention_h!r}'),
+            (self.dense_resolution is None or self.dense_resolution >= 1,
+             f'mix.dense_resolution must be >= 1 or None, got {self.dense_resolution}'),
+            (0.0 <= self.gamma <= 1.0, f'mix.gamma must be in [0, 1], got {self.gamma}'),
+            (0.0 < self.ema_momentum < 1.0,
+             f'mix.ema_momentum must be in (0, 1), got {self.ema_momentum}'),
+            (not (self.dense and self.mixing == 'multimix' and self.block != 4),
+             f'mix.block must be 4 for dense MultiMix (it mixes the last embedding), got {self.block}'),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise MixConfigError(message)
+
+    @classmethod
+    def from_dict(cls, cfg: dict | None) -> MixConfig:
+        cfg = dict(cfg or {})
+        known = {f.name for f in fields(cls) if f.init}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise MixConfigError(f'mix: unknown option {unknown[0]!r}; known: {", ".join(sorted(known))}')
+        return cls(**cfg)

@@ -1,0 +1,26 @@
+"""Shared fixtures: a small embedded demo tree, generated once per test session."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# Small but complete: every class folder, both detection layouts.
+SMALL_DEMO = dict(cls_train_per_class=24, cls_val_per_class=6, det_trainval07=24,
+                  det_trainval12=16, det_test07=16)
+
+
+@pytest.fixture(scope='session')
+def demo_root(tmp_path_factory):
+    """A small demo tree (classification + VOC + COCO layouts), made with the real generator."""
+    from mmtransfer.data.demo import make_demo_data
+
+    root = tmp_path_factory.mktemp('demo') / 'demo'
+    make_demo_data(root, seed=0, **SMALL_DEMO)
+    return root

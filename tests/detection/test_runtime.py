@@ -1,0 +1,127 @@
+"""Config helpers of tools/ and the metrics file: independent of any training run."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from mmengine.config import Config
+
+from mmtransfer.detection import BackboneLoadError
+from mmtransfer.detection.metrics import format_metrics, numeric_metrics, write_metrics_json
+from mmtransfer.detection.runtime import (
+    UsageError,
+    check_backbone,
+    check_datasets,
+    set_backbone,
+    strict_backbone_checkpoint,
+)
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def demo_cfg(name='voc') -> Config:
+    return Config.fromfile(os.path.join(REPO, f'configs/demo/faster_rcnn_{name}.py'))
+
+
+def test_set_backbone_to_a_file():
+    cfg = demo_cfg()
+    set_backbone(cfg, 'some/backbone.pth')
+    assert cfg.model.backbone.init_cfg == dict(type='StrictPretrained',
+                                               checkpoint='some/backbone.pth')
+    assert strict_backbone_checkpoint(cfg) == 'some/backbone.pth'
+    assert cfg.model.backbone.frozen_stages == 1 and cfg.model.backbone.norm_eval
+
+
+def test_set_backbone_none_trains_everything_from_scratch():
+    cfg = demo_cfg()
+    set_backbone(cfg, None)
+    assert cfg.model.backbone.init_cfg is None
+    assert cfg.model.backbone.frozen_stages == -1 and not cfg.model.backbone.norm_eval
+    assert strict_backbone_checkpoint(cfg) is None
+    check_backbone(cfg)  # nothing to check, nothing read
+
+
+def test_check_backbone_fails_fast_on_a_wrong_depth(tmp_path):
+    path = tmp_path / 'r34.pth'
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), path)
+    cfg = demo_cfg()
+    set_backbone(cfg, str(path))
+    with pytest.raises(BackboneLoadError, match=r'ResNet\(depth=18\).*unexpected keys'):
+        check_backbone(cfg)
+
+
+def test_check_datasets_names_the_missing_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/ here
+    with pytest.raises(UsageError, match='dataset root not found: data/demo/VOCdevkit/'):
+        check_datasets(demo_cfg('voc'), ('train',))
+    with pytest.raises(UsageError, match='dataset root not found: data/demo/coco/'):
+        check_datasets(demo_cfg('coco'), ('test',))
+
+
+def test_check_datasets_names_the_missing_annotation_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'data/demo/coco').mkdir(parents=True)
+    with pytest.raises(UsageError, match='data/demo/coco/annotations/instances_val2017.json'):
+        check_datasets(demo_cfg('coco'), ('test',))
+
+
+def test_check_datasets_accepts_the_demo_tree(demo_root, tmp_path, monkeypatch):
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'demo').symlink_to(demo_root)
+    monkeypatch.chdir(tmp_path)
+    check_datasets(demo_cfg('voc'), ('train', 'val', 'test'))
+    check_datasets(demo_cfg('coco'), ('train', 'val', 'test'))
+
+
+def test_numeric_metrics_keep_numbers_only():
+    raw = {'coco/bbox_mAP': np.float64(0.25), 'coco/bbox_mAP_50': 0.5,
+           'coco/bbox_mAP_copypaste': '0.250 0.500', 'pascal_voc/AP50': np.float32(0.75),
+           'flag': True}
+    assert numeric_metrics(raw) == {'coco/bbox_mAP': 0.25, 'coco/bbox_mAP_50': 0.5,
+                                    'pascal_voc/AP50': 0.75}
+
+
+def test_format_metrics_shows_the_headline_names():
+    text = format_metrics({'coco/bbox_mAP': 0.25, 'coco/bbox_mAP_50': 0.5,
+                           'coco/bbox_mAP_75': 0.125, 'coco/bbox_mAP_s': 0.0,
+                           'coco/bbox_mAP_m': 0.3, 'coco/bbox_mAP_l': 0.4})
+    names = [line.split()[0] for line in text.splitlines()[1:]]
+    assert names == ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
+    assert '0.2500' in text
+    voc = format_metrics({'pascal_voc/mAP': 0.5, 'pascal_voc/AP50': 0.5})
+    assert [line.split()[0] for line in voc.splitlines()[1:]] == ['mAP']
+
+
+def test_write_metrics_json_round_trips_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / 'run' / 'metrics.json'
+    write_metrics_json(str(path), {'pascal_voc/mAP': 0.5})
+    write_metrics_json(str(path), {'pascal_voc/mAP': 0.625})  # replaces
+    assert json.loads(path.read_text()) == {'pascal_voc/mAP': 0.625}
+    assert os.listdir(path.parent) == ['metrics.json']
+
+
+def test_coco_metrics_without_detections(tmp_path):
+    """An empty result set scores 0 where there is ground truth, -1 where a size range has none
+    (pycocotools' convention), as the table of a real run would show."""
+    from types import SimpleNamespace
+
+    from mmdet.datasets.api_wrappers import COCO
+
+    from mmtransfer.detection.metrics import coco_metrics_without_detections
+
+    boxes = [[10, 10, 20, 20], [50, 40, 60, 50]]  # areas 400 (small) and 3000 (medium)
+    gt = dict(images=[dict(id=1, file_name='a.jpg', width=192, height=160)],
+              categories=[dict(id=1, name='circle'), dict(id=2, name='square')],
+              annotations=[dict(id=i + 1, image_id=1, category_id=i + 1, bbox=b,
+                                area=b[2] * b[3], iscrowd=0) for i, b in enumerate(boxes)])
+    path = tmp_path / 'gt.json'
+    path.write_text(json.dumps(gt))
+    metric = SimpleNamespace(_coco_api=COCO(str(path)), cat_ids=[1, 2], img_ids=[1],
+                             prefix='coco')
+    assert coco_metrics_without_detections(metric) == {
+        'coco/bbox_mAP': 0.0, 'coco/bbox_mAP_50': 0.0, 'coco/bbox_mAP_75': 0.0,
+        'coco/bbox_mAP_s': 0.0, 'coco/bbox_mAP_m': 0.0, 'coco/bbox_mAP_l': -1.0}

@@ -1,0 +1,209 @@
+"""tools/train.py, tools/test.py and the dist launchers, run for real on a small demo tree.
+
+Each run happens in a workspace whose ``data/demo`` links to the session's demo tree, so the
+demo configs are used unchanged apart from ``--cfg-options`` that shorten training.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torchvision
+
+from mmtransfer.compat import torch_load_trusted
+from mmtransfer.detection import BackboneLoadError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOLS = os.path.join(REPO, 'tools')
+sys.path.insert(0, TOOLS)
+import test as test_tool  # noqa: E402  (tools/test.py)
+import train as train_tool  # noqa: E402  (tools/train.py)
+
+DEMO_VOC = os.path.join(REPO, 'configs/demo/faster_rcnn_voc.py')
+DEMO_COCO = os.path.join(REPO, 'configs/demo/faster_rcnn_coco.py')
+SHORT = ['default_hooks.logger.interval=1']
+VOC_KEYS = {'pascal_voc/mAP', 'pascal_voc/AP50'}
+COCO_KEYS = {'coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/bbox_mAP_s',
+             'coco/bbox_mAP_m', 'coco/bbox_mAP_l'}
+
+
+@pytest.fixture(scope='module')
+def workspace(demo_root, tmp_path_factory):
+    """A folder with ``data/demo`` -> the small demo tree and a resnet18 backbone file."""
+    root = tmp_path_factory.mktemp('det_workspace')
+    (root / 'data').mkdir()
+    (root / 'data' / 'demo').symlink_to(demo_root)
+    torch.manual_seed(0)
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save({k: v for k, v in state.items() if not k.startswith('fc.')}, root / 'r18.pth')
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), root / 'r34.pth')
+    return root
+
+
+def run(script: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(TOOLS, script), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def check_ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def train_args(config: str, work_dir: str, iters: int, *extra: str) -> list[str]:
+    return [config, '--backbone', 'r18.pth', '--work-dir', work_dir, '--cfg-options',
+            f'train_cfg.max_iters={iters}', *SHORT, *extra]
+
+
+def read_metrics(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+# --------------------------------------------------------------------------- CLI surface
+
+
+@pytest.mark.parametrize('tool', [train_tool, test_tool])
+def test_help_has_a_worked_example(tool, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(['--help'])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert 'example:' in out and 'python tools/' in out and '--cfg-options' in out
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith('error: '), err
+    return err
+
+
+def test_train_missing_config(workspace, capsys, monkeypatch):
+    monkeypatch.chdir(workspace)
+    assert train_tool.main(['configs/nope.py']) == 2
+    assert 'configs/nope.py' in _one_line_error(capsys)
+
+
+def test_train_wrong_backbone_fails_before_the_runner(workspace, capsys, monkeypatch):
+    monkeypatch.chdir(workspace)
+    assert train_tool.main([DEMO_VOC, '--backbone', 'r34.pth', '--work-dir', 'wd_r34']) == 2
+    err = _one_line_error(capsys)
+    assert 'r34.pth' in err and 'unexpected keys' in err
+    assert not (workspace / 'wd_r34').exists()  # the Runner (which makes work_dir) never ran
+
+
+def test_train_missing_backbone_file(workspace, capsys, monkeypatch):
+    monkeypatch.chdir(workspace)
+    assert train_tool.main([DEMO_VOC, '--backbone', 'missing.pth']) == 2
+    assert 'missing.pth' in _one_line_error(capsys)
+
+
+def test_unknown_dataset_root(tmp_path, workspace, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/ here
+    assert train_tool.main([DEMO_COCO, '--backbone', 'none']) == 2
+    assert 'dataset root not found: data/demo/coco/' in _one_line_error(capsys)
+    (tmp_path / 'ckpt.pth').write_bytes(b'')
+    assert test_tool.main([DEMO_VOC, 'ckpt.pth']) == 2
+    assert 'dataset root not found: data/demo/VOCdevkit/' in _one_line_error(capsys)
+
+
+def test_test_missing_checkpoint(workspace, capsys, monkeypatch):
+    monkeypatch.chdir(workspace)
+    assert test_tool.main([DEMO_VOC, 'nope.pth']) == 2
+    assert 'nope.pth' in _one_line_error(capsys)
+
+
+def test_resume_from_a_given_checkpoint_sets_load_from(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    cfg = train_tool.build_cfg(train_tool.parse_args([DEMO_VOC, '--resume', 'r18.pth']))
+    assert cfg.resume is True and cfg.load_from == 'r18.pth'
+    cfg = train_tool.build_cfg(train_tool.parse_args([DEMO_VOC, '--resume']))
+    assert cfg.resume is True and cfg.load_from is None  # latest in work_dir
+
+
+def test_bad_input_is_one_line_without_traceback_from_the_shell(workspace):
+    proc = run('train.py', DEMO_VOC, '--backbone', 'r34.pth', cwd=workspace)
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith('error: r34.pth: does not fit')
+
+
+@pytest.mark.parametrize('script, args', [
+    ('dist_train.sh', [DEMO_VOC, '0']),
+    ('dist_train.sh', [DEMO_VOC, 'two']),
+    ('dist_test.sh', [DEMO_VOC, 'ckpt.pth', '-1']),
+    ('dist_test.sh', [DEMO_VOC, 'ckpt.pth', '1.5']),
+])
+def test_dist_launchers_reject_a_bad_gpu_count(script, args):
+    proc = subprocess.run([os.path.join('tools', script), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: GPUS must be a positive integer, got '{args[-1]}'"
+
+
+def test_runner_does_not_swallow_a_backbone_error(workspace, tmp_path, monkeypatch):
+    """Bypassing the pre-check, the initializer's error still stops Runner.train()."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    monkeypatch.chdir(workspace)
+    cfg = Config.fromfile(DEMO_VOC)
+    cfg.model.backbone.init_cfg.checkpoint = 'r34.pth'
+    cfg.work_dir = str(tmp_path / 'wd')
+    cfg.train_cfg.max_iters = 1
+    runner = Runner.from_cfg(cfg)
+    with pytest.raises(BackboneLoadError, match='r34.pth'):
+        runner.train()
+    assert not list((tmp_path / 'wd').glob('iter_*.pth'))
+
+
+# --------------------------------------------------------------------------- real runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config, keys', [(DEMO_VOC, VOC_KEYS), (DEMO_COCO, COCO_KEYS)],
+                         ids=['voc', 'coco'])
+def test_train_then_test(workspace, config, keys):
+    name = os.path.basename(os.path.dirname(config)) + '_' + os.path.basename(config)[:-3]
+    work_dir = f'wd_{name}'
+    check_ok(run('train.py', *train_args(config, work_dir, 4,
+                                         'default_hooks.checkpoint.interval=4'),
+                 cwd=workspace))
+    checkpoint = workspace / work_dir / 'iter_4.pth'
+    assert checkpoint.is_file()
+
+    proc = run('test.py', config, str(checkpoint), '--work-dir', work_dir, cwd=workspace)
+    check_ok(proc)
+    metrics = read_metrics(workspace / work_dir / 'metrics.json')
+    assert set(metrics) == keys
+    if 'coco/bbox_mAP_l' in metrics:
+        # No demo object exceeds 72x72 px < 96x96 ("large"): pycocotools reports -1 (no GT).
+        assert metrics.pop('coco/bbox_mAP_l') == -1.0
+    assert all(0.0 <= v <= 1.0 for v in metrics.values()), metrics
+    assert 'Results:' in proc.stdout and 'metrics.json' in proc.stdout
+
+
+@pytest.mark.slow
+def test_resume_continues_the_iteration_count(workspace):
+    work_dir = 'wd_resume'
+    check_ok(run('train.py', *train_args(DEMO_VOC, work_dir, 4,
+                                         'default_hooks.checkpoint.interval=2'),
+                 cwd=workspace))
+    assert torch_load_trusted(workspace / work_dir / 'iter_4.pth')['meta']['iter'] == 4
+
+    proc = run('train.py', *train_args(DEMO_VOC, work_dir, 6,
+                                       'default_hooks.checkpoint.interval=2'), '--resume',
+               cwd=workspace)
+    check_ok(proc)
+    log = proc.stdout + proc.stderr
+    assert 'Iter(train) [5/6]' in log and 'Iter(train) [6/6]' in log
+    assert 'Iter(train) [1/6]' not in log  # continued from iteration 4, not restarted
+    final = torch_load_trusted(workspace / work_dir / 'iter_6.pth')
+    assert final['meta']['iter'] == 6
+
+    check_ok(run('test.py', DEMO_VOC, f'{work_dir}/iter_6.pth', '--work-dir', work_dir,
+                 cwd=workspace))
+    assert set(read_metrics(workspace / work_dir / 'metrics.json')) == VOC_KEYS

@@ -1,0 +1,167 @@
+"""tools/summarize.py: the comparison table and the training curves from run directories."""
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location('summarize', REPO / 'tools' / 'summarize.py')
+summarize = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(summarize)
+
+VOC = {'baseline': 0.6134, 'multimix': 0.6649, 'zz_custom': 0.5}
+COCO = {'random_init': (0.1012, 0.2241, 0.0786), 'baseline': (0.2968, 0.5012, 0.3049)}
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj))
+
+
+@pytest.fixture
+def runs(tmp_path):
+    root = tmp_path / 'runs'
+    for method, value in VOC.items():
+        _write_json(root / method / 'voc' / 'metrics.json',
+                    {'pascal_voc/mAP': value, 'pascal_voc/AP50': value})
+    for method, (ap, ap50, ap75) in COCO.items():
+        _write_json(root / method / 'coco' / 'metrics.json',
+                    {'coco/bbox_mAP': ap, 'coco/bbox_mAP_50': ap50, 'coco/bbox_mAP_75': ap75,
+                     'coco/bbox_mAP_s': -1.0, 'coco/bbox_mAP_m': 0.2, 'coco/bbox_mAP_l': -1.0})
+    (root / 'not_a_run' / 'voc').mkdir(parents=True)  # no metrics.json: ignored
+    return root
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    rows = [line for line in markdown.splitlines() if line.startswith('|')]
+    return [[c.strip() for c in line.strip('|').split('|')] for line in rows]
+
+
+def test_table_markdown_csv_and_plot(runs, tmp_path, capsys):
+    prefix = tmp_path / 'out' / 'transfer'
+    assert summarize.main([str(runs), '--out', str(prefix), '--title', 'Transfer on demo']) == 0
+    markdown = (tmp_path / 'out' / 'transfer.md').read_text()
+    assert capsys.readouterr().out == markdown
+    assert markdown.splitlines()[0] == 'Transfer on demo'
+    rows = _table_rows(markdown)
+    assert rows[0] == ['method', 'VOC07 mAP', 'COCO AP', 'AP50', 'AP75']
+    assert rows[2:] == [
+        ['random_init', '—', '10.1', '22.4', '7.9'],
+        ['baseline', '61.3', '29.7', '50.1', '30.5'],
+        ['multimix', '66.5', '—', '—', '—'],
+        ['zz_custom', '50.0', '—', '—', '—'],
+    ]
+    with open(tmp_path / 'out' / 'transfer.csv', newline='') as f:
+        table = list(csv.DictReader(f))
+    assert [r['method'] for r in table] == ['random_init', 'baseline', 'multimix', 'zz_custom']
+    assert table[1] == dict(method='baseline', voc07_mAP='61.3', coco_AP='29.7', coco_AP50='50.1',
+                            coco_AP75='30.5')
+    assert table[0]['voc07_mAP'] == '' and table[2]['coco_AP'] == ''
+    with Image.open(tmp_path / 'out' / 'transfer.png') as im:
+        assert im.format == 'PNG' and min(im.size) > 100
+    # nothing but the three outputs (no temporary files left behind)
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == [
+        'transfer.csv', 'transfer.md', 'transfer.png']
+
+
+def test_load_table_values(runs):
+    table = summarize.load_table(runs)
+    assert table['baseline'] == dict(voc07_mAP=0.6134, coco_AP=0.2968, coco_AP50=0.5012,
+                                     coco_AP75=0.3049)
+    assert table['multimix']['coco_AP'] is None
+    assert 'not_a_run' not in table
+
+
+def test_order_follows_the_paper_then_alphabetical():
+    names = ['zeta', 'dense_distill', 'mixup', 'alpha', 'random_init', 'multimix', 'baseline']
+    assert summarize.ordered(names) == ['random_init', 'baseline', 'mixup', 'multimix',
+                                        'dense_distill', 'alpha', 'zeta']
+
+
+@pytest.mark.parametrize('case', ['missing', 'empty', 'bad_json', 'not_a_number'])
+def test_errors_are_one_line_exit_2(tmp_path, capsys, case):
+    root = tmp_path / 'root'
+    expected = str(root)
+    if case == 'empty':
+        root.mkdir()
+    elif case == 'bad_json':
+        (root / 'baseline' / 'voc').mkdir(parents=True)
+        (root / 'baseline' / 'voc' / 'metrics.json').write_text('{"pascal_voc/mAP": ')
+        expected = str(root / 'baseline' / 'voc' / 'metrics.json')
+    elif case == 'not_a_number':
+        _write_json(root / 'baseline' / 'coco' / 'metrics.json', {'coco/bbox_mAP': 'high'})
+        expected = 'coco/bbox_mAP'
+    prefix = tmp_path / 'out' / 'table'
+    assert summarize.main([str(root), '--out', str(prefix)]) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and expected in err
+    assert not (tmp_path / 'out').exists()
+
+
+# ------------------------------------------------------------------------------ curves
+
+
+def _scalars(path: Path, lines: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(''.join(json.dumps(line) + '\n' for line in lines))
+
+
+def _epoch_based_log(iters_per_epoch=4, epochs=3, interval=2):
+    """Lines as mmengine's LoggerHook writes them: val lines carry the epoch as ``step``."""
+    lines = []
+    for epoch in range(1, epochs + 1):
+        for i in range(interval, iters_per_epoch + 1, interval):
+            step = (epoch - 1) * iters_per_epoch + i
+            lines.append(dict(lr=0.02 * step / 12, data_time=0.01, loss=2.0 / step,
+                              loss_cls=1.0 / step, loss_bbox=1.0 / step, time=0.2,
+                              epoch=epoch, iter=step, memory=512, step=step))
+        lines.append({'pascal_voc/mAP': 0.1 * epoch, 'pascal_voc/AP50': 0.1 * epoch,
+                      'data_time': 0.01, 'time': 0.1, 'step': epoch})
+    return lines
+
+
+def test_parse_scalars_places_val_at_last_train_step(tmp_path):
+    path = tmp_path / 'scalars.json'
+    _scalars(path, _epoch_based_log())
+    curves = summarize.parse_scalars(path)
+    assert curves['train_step'] == [2, 4, 6, 8, 10, 12]
+    assert curves['loss'] == pytest.approx([2.0 / s for s in (2, 4, 6, 8, 10, 12)])
+    assert curves['lr'] == pytest.approx([0.02 * s / 12 for s in (2, 4, 6, 8, 10, 12)])
+    assert curves['val_metric'] == 'pascal_voc/mAP'
+    assert curves['val_step'] == [4, 8, 12]
+    assert curves['val'] == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_parse_scalars_picks_other_metrics_and_reports_bad_lines(tmp_path):
+    path = tmp_path / 'scalars.json'
+    _scalars(path, [dict(loss=1.0, lr=0.1, step=5), {'accuracy/top1': 42.0, 'step': 1}])
+    assert summarize.parse_scalars(path)['val_metric'] == 'accuracy/top1'
+    path.write_text('{"loss": 1.0, "step": 1}\n{"loss": \n')
+    with pytest.raises(summarize.SummaryError, match=r'scalars\.json:2'):
+        summarize.parse_scalars(path)
+
+
+def test_curves_from_run_tree(runs, tmp_path):
+    train_log = runs / 'baseline' / 'voc' / '20260101_000000' / 'vis_data' / 'scalars.json'
+    _scalars(train_log, _epoch_based_log())
+    # a later test-only run in the same work dir: no training lines, must not win
+    _scalars(runs / 'baseline' / 'voc' / '20260102_000000' / 'vis_data' / 'scalars.json',
+             [{'pascal_voc/mAP': 0.61, 'step': 0}])
+    _scalars(runs / 'multimix' / 'coco' / '20260101_000000' / 'vis_data' / 'scalars.json',
+             [dict(loss=1.5, lr=0.01, iter=100, step=100), {'coco/bbox_mAP': 0.2, 'step': 100}])
+    logs = summarize.find_logs(runs)
+    assert logs == {'baseline/voc': train_log,
+                    'multimix/coco': runs / 'multimix/coco/20260101_000000/vis_data/scalars.json'}
+    prefix = tmp_path / 'res'
+    assert summarize.main([str(runs), '--out', str(prefix), '--curves']) == 0
+    with Image.open(tmp_path / 'res_curves.png') as im:
+        assert im.format == 'PNG' and im.size[0] > im.size[1]
+
+
+def test_curves_without_logs_is_an_error(runs, tmp_path, capsys):
+    assert summarize.main([str(runs), '--out', str(tmp_path / 'res'), '--curves']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and str(runs) in err and 'scalars.json' in err

@@ -1,0 +1,300 @@
+"""Summarise detection transfer runs into the comparison table (Markdown, CSV, bar plot).
+
+Reads ``ROOT/<method>/voc/metrics.json`` and ``ROOT/<method>/coco/metrics.json`` (flat JSON dicts
+written by tools/test.py with mmdet's metric names, values in [0, 1]) and writes::
+
+    PREFIX.md    caption line + table: method | VOC07 mAP | COCO AP | AP50 | AP75  (x100, 1 dec.)
+    PREFIX.csv   the same numbers (empty cell where missing)
+    PREFIX.png   grouped bars, method x metric
+
+With ``--curves`` it also reads every mmengine ``<work_dir>/<timestamp>/vis_data/scalars.json``
+under ROOT and writes ``PREFIX_curves.png`` (loss, lr and validation metric against iteration, one
+line per run). Example::
+
+    python tools/summarize.py work_dirs/transfer --out results/transfer --title "VOC/COCO" --curves
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+METHOD_ORDER = ('random_init', 'baseline', 'mixup', 'cutmix', 'manifold_mixup', 'multimix',
+                'dense', 'distill', 'dense_distill')
+# (table header, CSV column, dataset sub-directory, mmdet metric name)
+COLUMNS = (
+    ('VOC07 mAP', 'voc07_mAP', 'voc', 'pascal_voc/mAP'),
+    ('COCO AP', 'coco_AP', 'coco', 'coco/bbox_mAP'),
+    ('AP50', 'coco_AP50', 'coco', 'coco/bbox_mAP_50'),
+    ('AP75', 'coco_AP75', 'coco', 'coco/bbox_mAP_75'),
+)
+DATASETS = ('voc', 'coco')
+MISSING = '—'
+# Validation metrics, most wanted first, for the curves' third panel.
+VAL_METRICS = ('pascal_voc/mAP', 'coco/bbox_mAP', 'accuracy/top1')
+_BOOKKEEPING = {'step', 'iter', 'epoch', 'time', 'data_time', 'memory', 'lr', 'base_lr'}
+
+Table = dict[str, dict[str, float | None]]  # method -> CSV column -> value in [0, 1] or None
+
+
+class SummaryError(Exception):
+    """Bad or missing input; the message is the one-line error shown to the user."""
+
+
+# ------------------------------------------------------------------------------ the table
+
+
+def ordered(methods) -> list[str]:
+    """Methods in the paper's order; unknown names follow alphabetically."""
+    known = [m for m in METHOD_ORDER if m in methods]
+    return known + sorted(set(methods) - set(METHOD_ORDER))
+
+
+def _read_metrics(path: Path) -> dict:
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SummaryError(f'{path}: not a readable JSON file ({err})') from err
+    if not isinstance(metrics, dict):
+        raise SummaryError(f'{path}: expected a JSON object of metric name -> value')
+    return metrics
+
+
+def load_table(root: Path) -> Table:
+    """Read every ``root/<method>/{voc,coco}/metrics.json``; missing files or keys give None."""
+    if not root.is_dir():
+        raise SummaryError(f'{root}: no such directory')
+    table: Table = {}
+    for method_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = {d: method_dir / d / 'metrics.json' for d in DATASETS}
+        if not any(f.is_file() for f in files.values()):
+            continue
+        metrics = {d: _read_metrics(f) if f.is_file() else {} for d, f in files.items()}
+        row = {}
+        for _, column, dataset, key in COLUMNS:
+            value = metrics[dataset].get(key)
+            if value is not None and not (isinstance(value, int | float)
+                                          and not isinstance(value, bool)):
+                raise SummaryError(f'{files[dataset]}: {key} is not a number: {value!r}')
+            row[column] = None if value is None or math.isnan(value) else float(value)
+        table[method_dir.name] = row
+    if not table:
+        raise SummaryError(f'{root}: no runs found (expected <method>/voc/metrics.json or '
+                           f'<method>/coco/metrics.json)')
+    return table
+
+
+def _cell(value: float | None) -> str:
+    return MISSING if value is None else f'{100 * value:.1f}'
+
+
+def format_markdown(table: Table, title: str | None = None) -> str:
+    lines = [title, ''] if title else []
+    lines.append('| method | ' + ' | '.join(h for h, *_ in COLUMNS) + ' |')
+    lines.append('|:--|' + '--:|' * len(COLUMNS))
+    for method in ordered(table):
+        cells = [_cell(table[method][c]) for _, c, *_ in COLUMNS]
+        lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def format_csv(table: Table) -> str:
+    """CSV of the table, values x100 with one decimal, empty where missing."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator='\n')
+    writer.writerow(['method', *(c for _, c, *_ in COLUMNS)])
+    for method in ordered(table):
+        writer.writerow([method, *('' if (v := table[method][c]) is None else f'{100 * v:.1f}'
+                                   for _, c, *_ in COLUMNS)])
+    return buf.getvalue()
+
+
+def plot_bars(table: Table, title: str | None = None) -> plt.Figure:
+    """Grouped bars: one group per method, one bar per metric (x100)."""
+    methods = ordered(table)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(methods) + 2), 4))
+    width = 0.8 / len(COLUMNS)
+    for k, (header, column, *_) in enumerate(COLUMNS):
+        values = [table[m][column] for m in methods]
+        xs = [i + (k - (len(COLUMNS) - 1) / 2) * width for i in range(len(methods))]
+        heights = [math.nan if v is None else 100 * v for v in values]
+        bars = ax.bar(xs, heights, width, label=header)
+        ax.bar_label(bars, labels=['' if v is None else f'{100 * v:.1f}' for v in values],
+                     fontsize=6, padding=1)
+    ax.set_xticks(range(len(methods)), methods, rotation=30, ha='right')
+    ax.set_ylabel('score (x100)')
+    top = max((100 * v for row in table.values() for v in row.values() if v is not None),
+              default=1.0)
+    ax.set_ylim(0, max(top, 1.0) * 1.2)  # room for the legend above the bars
+    ax.legend(fontsize=8, ncols=len(COLUMNS))
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------ training curves
+
+
+def find_logs(root: Path) -> dict[str, Path]:
+    """Run name (work dir relative to ``root``) -> its mmengine ``scalars.json``.
+
+    A work dir with several timestamped logs (e.g. a later test run) uses the newest one that
+    has training lines.
+    """
+    by_run: dict[str, list[Path]] = {}
+    for path in sorted(root.rglob('vis_data/scalars.json')):
+        work_dir = path.parent.parent.parent
+        name = str(work_dir.relative_to(root)) if work_dir != root else root.name
+        by_run.setdefault(name, []).append(path)
+    logs = {}
+    for name, paths in by_run.items():
+        with_train = [p for p in paths if parse_scalars(p)['train_step']]
+        logs[name] = (with_train or paths)[-1]
+    rank = {m: i for i, m in enumerate(ordered({Path(n).parts[0] for n in logs}))}
+    return dict(sorted(logs.items(), key=lambda kv: (rank[Path(kv[0]).parts[0]], kv[0])))
+
+
+def parse_scalars(path: Path) -> dict:
+    """Parse mmengine's JSON-lines scalar log.
+
+    Train lines are those with a ``loss`` key (x = their global ``step``); any other line is a
+    validation line, placed at the step of the last train line before it (its own ``step`` is
+    the epoch in epoch-based runs).
+
+    Returns:
+        dict with lists ``train_step``, ``loss``, ``lr``, ``val_step``, ``val`` (the value of
+        ``val_metric``) and ``val_metric`` (name or None).
+    """
+    out = dict(train_step=[], loss=[], lr=[], val_step=[], val=[], val_metric=None)
+    val_rows = []
+    last_step = None
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise SummaryError(f'{path}: cannot read ({err})') from err
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise SummaryError(f'{path}:{number}: not a JSON line ({err})') from err
+        if not isinstance(row, dict):
+            raise SummaryError(f'{path}:{number}: expected a JSON object')
+        if 'loss' in row:
+            last_step = row.get('step', len(out['train_step']) + 1)
+            out['train_step'].append(last_step)
+            out['loss'].append(row['loss'])
+            out['lr'].append(row.get('lr', math.nan))
+        else:
+            val_rows.append((row.get('step', 0) if last_step is None else last_step, row))
+    names = {k for _, row in val_rows for k, v in row.items()
+             if k not in _BOOKKEEPING and isinstance(v, int | float)}
+    metric = next((m for m in VAL_METRICS if m in names), min(names, default=None))
+    if metric is not None:
+        for step, row in val_rows:
+            if metric in row:
+                out['val_step'].append(step)
+                out['val'].append(row[metric])
+    out['val_metric'] = metric
+    return out
+
+
+def plot_curves(curves: dict[str, dict], title: str | None = None) -> plt.Figure:
+    """Three panels against iteration: training loss, learning rate, validation metric."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for name, c in curves.items():
+        axes[0].plot(c['train_step'], c['loss'], label=name, linewidth=1)
+        axes[1].plot(c['train_step'], c['lr'], label=name, linewidth=1)
+        if c['val_metric']:
+            axes[2].plot(c['val_step'], c['val'], marker='o', markersize=3,
+                         label=f"{name} ({c['val_metric']})")
+    for ax, label in zip(axes, ('training loss', 'learning rate', 'validation metric'),
+                         strict=True):
+        ax.set_title(label)
+        ax.set_xlabel('iteration')
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    axes[2].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_figure(fig: plt.Figure, path: Path) -> None:
+    try:
+        _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=120))
+    finally:
+        plt.close(fig)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('root', type=Path, help='directory holding <method>/{voc,coco}/')
+    parser.add_argument('--out', type=Path, required=True,
+                        help='output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png')
+    parser.add_argument('--title', default=None, help='caption line of the table and plots')
+    parser.add_argument('--curves', action='store_true',
+                        help='also plot training curves from vis_data/scalars.json to '
+                             'PREFIX_curves.png')
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    prefix: Path = args.out
+    try:
+        table = load_table(args.root)
+        curves = None
+        if args.curves:
+            logs = find_logs(args.root)
+            if not logs:
+                raise SummaryError(f'{args.root}: no vis_data/scalars.json found for --curves')
+            curves = {name: parse_scalars(path) for name, path in logs.items()}
+    except SummaryError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 2
+    markdown = format_markdown(table, args.title)
+    text = format_csv(table)
+    _atomic_write(prefix.with_name(prefix.name + '.md'), lambda p: p.write_text(markdown))
+    _atomic_write(prefix.with_name(prefix.name + '.csv'), lambda p: p.write_text(text))
+    _save_figure(plot_bars(table, args.title), prefix.with_name(prefix.name + '.png'))
+    if curves is not None:
+        _save_figure(plot_curves(curves, args.title),
+                     prefix.with_name(prefix.name + '_curves.png'))
+    print(markdown, end='')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
