@@ -44,15 +44,31 @@ def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         return main(args) or 0
+    except SystemExit as done:  # argparse: --help, or a bad flag (already printed)
+        return done.code if isinstance(done.code, int) else 1
     except KeyboardInterrupt:
         print('error: interrupted', file=sys.stderr)
         return 130
     except USER_ERRORS as err:
         if '--debug' in args:
             raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f'error: {message}', file=sys.stderr)
+        print(f'error: {one_line(err)}', file=sys.stderr)
         return 2
+
+
+def one_line(err: BaseException) -> str:
+    """The line of an exception's message that names the cause.
+
+    An error raised in a DataLoader worker is re-raised as ``Caught X in DataLoader worker
+    process N.`` followed by the worker's traceback; its last line is the original message.
+    """
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    if lines[0].startswith('Caught ') and len(lines) > 1:
+        last = lines[-1]
+        return last.split(': ', 1)[1] if ': ' in last else last
+    return lines[0]
 
 
 def init_cpu_distributed(launcher: str) -> None:
@@ -67,3 +83,25 @@ def init_cpu_distributed(launcher: str) -> None:
     if launcher == 'pytorch' and not torch.cuda.is_available() and not dist.is_initialized():
         os.environ.setdefault('LOCAL_RANK', '0')
         dist.init_process_group(backend='gloo')
+
+
+def resolve_resume(resume: str, work_dir: str) -> str | None:
+    """The checkpoint ``--resume [CHECKPOINT]`` means, checked before the Runner starts.
+
+    ``auto`` is the work dir's last checkpoint (mmengine's ``last_checkpoint`` file), or ``None``
+    when it has none (training then starts from scratch, as in mmdet). A file that is missing,
+    truncated or not an mmengine checkpoint is an error naming it.
+    """
+    from mmengine.runner.checkpoint import find_latest_checkpoint
+
+    from mmtransfer.compat import CheckpointError, torch_load_trusted
+
+    path = find_latest_checkpoint(work_dir) if resume == 'auto' else resume
+    if path is None:
+        return None
+    ckpt = torch_load_trusted(path, map_location='cpu')
+    if not (isinstance(ckpt, dict) and isinstance(ckpt.get('state_dict'), dict)
+            and isinstance(ckpt.get('meta'), dict)):
+        raise CheckpointError(f'{path}: not an mmengine training checkpoint '
+                              '(expected a dict with "state_dict" and "meta")')
+    return path

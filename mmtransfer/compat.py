@@ -8,13 +8,20 @@ its local-file loader calls ``torch.load(filename, map_location=...)``, so resum
 from an mmengine checkpoint (which pickles the message hub, numpy scalars, ...) fails with an
 ``UnpicklingError``. We re-register mmengine's local-file scheme with a loader that passes
 ``weights_only=False``: these are checkpoints the user's own runs wrote.
+
+mmengine 0.10.7 also writes checkpoints in place (``LocalBackend.put``): a job killed during
+the write leaves a truncated ``epoch_N.pth`` that ``--resume`` then picks. The Runner's
+``save_checkpoint`` is replaced, for local paths, by an atomic one (temp file + rename).
 """
 from __future__ import annotations
 
 import os.path as osp
 
 import torch
+from mmengine.runner import runner as mmengine_runner
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from mmtransfer.fileio import save_atomic
 
 
 class CheckpointError(RuntimeError):
@@ -42,6 +49,15 @@ def _load_from_local(filename, map_location):
     return torch_load_trusted(filename, map_location)
 
 
+_save_checkpoint_in_place = mmengine_runner.save_checkpoint
+
+
+def _save_checkpoint_atomic(checkpoint, filename, file_client_args=None, backend_args=None):
+    if '://' in str(filename):  # remote backends keep mmengine's own writer
+        return _save_checkpoint_in_place(checkpoint, filename, file_client_args, backend_args)
+    save_atomic(checkpoint, filename)
+
+
 _applied = False
 
 
@@ -51,4 +67,5 @@ def apply() -> None:
     if _applied:
         return
     CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
+    mmengine_runner.save_checkpoint = _save_checkpoint_atomic
     _applied = True

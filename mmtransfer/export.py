@@ -6,13 +6,10 @@ The output is a plain ``state_dict`` with torchvision's ResNet key names (``conv
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import OrderedDict
 
-import torch
-
 from mmtransfer.compat import torch_load_trusted
+from mmtransfer.fileio import save_atomic
 
 PREFIXES = {'student': 'student.encoder.', 'teacher': 'teacher.module.encoder.'}
 
@@ -32,26 +29,6 @@ def backbone_state_dict(model_state: dict, which: str = 'student') -> OrderedDic
         hint = ' (was it trained with distillation?)' if which == 'teacher' else ''
         raise ExportError(f'no {which} backbone (keys {prefix}*) in the checkpoint{hint}')
     return out
-
-
-def save_atomic(obj, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
-
-    A kill during the write leaves the previous file intact and no truncated one.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix='.pth')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def export_backbone(checkpoint: str, out: str, which: str = 'student') -> OrderedDict:

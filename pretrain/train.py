@@ -15,7 +15,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)  # run from a checkout without installing too
 
 import mmtransfer  # noqa: E402,F401  (applies the torch / mmengine compatibility fix)
-from mmtransfer.cli import ArgumentParser, add_common_args, init_cpu_distributed, run  # noqa: E402
+from mmtransfer.cli import (ArgumentParser, add_common_args, init_cpu_distributed,  # noqa: E402
+                            resolve_resume, run)
 from mmtransfer.models.mix_config import METHODS, MixConfig  # noqa: E402
 
 EXAMPLE = """example:
@@ -47,7 +48,8 @@ def parse_args(argv):
 
 
 def build_config(args):
-    """Config file + --demo overrides + --cfg-options + flags, validated before any work."""
+    """Config file, --demo settings, --max-iters, then --cfg-options (they win over the file and
+    those), then the explicit flags; validated before any work starts."""
     from mmengine.config import Config
 
     path = args.config or osp.join(REPO, 'configs', 'pretrain', f'{args.method}.py')
@@ -62,6 +64,16 @@ def build_config(args):
         ensure_demo_data(DEMO_ROOT)
         cfg.merge_from_dict(Config.fromfile(osp.join(REPO, 'configs', 'demo', 'pretrain.py'))
                             .to_dict())
+    if args.max_iters is not None:
+        if args.max_iters < 1:
+            raise ValueError(f'--max-iters must be >= 1, got {args.max_iters}')
+        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=args.max_iters,
+                             val_interval=args.max_iters)
+        cfg.param_scheduler = []
+        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
+                                            interval=args.max_iters, max_keep_ckpts=1)
+        cfg.default_hooks.logger.interval = min(cfg.default_hooks.logger.interval, args.max_iters)
+        cfg.log_processor.by_epoch = False
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     if args.data_root:
@@ -73,27 +85,18 @@ def build_config(args):
         if not osp.isdir(root):
             raise FileNotFoundError(f'{root}: data root not found (--data-root DIR must hold '
                                     f'train/<class>/ and val/<class>/ image folders)')
+    import torch
+
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         if not loader.get('num_workers'):
             loader.persistent_workers = False  # torch refuses persistent workers without workers
+        loader.pin_memory = bool(loader.get('pin_memory')) and torch.cuda.is_available()
     if args.arch:
         cfg.model.arch = args.arch
     MixConfig.from_dict(cfg.model.get('mix'))  # fail now, with the key's name, not mid-run
     default_dir = osp.join('work_dirs', 'demo' if args.demo else '', 'pretrain', args.method)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_dir
-    if args.max_iters is not None:
-        if args.max_iters < 1:
-            raise ValueError(f'--max-iters must be >= 1, got {args.max_iters}')
-        cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=args.max_iters,
-                             val_interval=args.max_iters)
-        cfg.param_scheduler = []
-        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
-                                            interval=args.max_iters, max_keep_ckpts=1)
-        cfg.default_hooks.logger.interval = min(cfg.default_hooks.logger.interval, args.max_iters)
-        cfg.log_processor.by_epoch = False
     if args.amp:
-        import torch
-
         if not torch.cuda.is_available():
             raise ValueError('--amp needs a CUDA device')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
@@ -105,9 +108,7 @@ def build_config(args):
                                        dict(type='TensorboardVisBackend')]
     if args.resume:
         cfg.resume = True
-        cfg.load_from = None if args.resume == 'auto' else args.resume
-        if cfg.load_from and not osp.isfile(cfg.load_from):
-            raise FileNotFoundError(f'{cfg.load_from}: --resume checkpoint not found')
+        cfg.load_from = resolve_resume(args.resume, cfg.work_dir)
     cfg.launcher = args.launcher
     return cfg
 
@@ -117,6 +118,7 @@ def main(argv=None) -> int:
     cfg = build_config(args)
     init_cpu_distributed(args.launcher)
     import torch
+
     if not torch.cuda.is_available():
         cfg.env_cfg.dist_cfg.backend = 'gloo'
 

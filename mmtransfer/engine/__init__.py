@@ -1,7 +1,7 @@
 """mmengine glue of pretraining: hooks and the accuracy metric (registered on import)."""
-from mmtransfer.engine.hooks import (DumpMetricsHook, ExportBackboneHook, NonFiniteLossError,
-                                     NonFiniteLossHook, TeacherEMAHook)
+from mmtransfer.engine.hooks import (DumpMetricsHook, ExportBackboneHook, NonFiniteLossHook,
+                                     RNGStateHook, TeacherEMAHook)
 from mmtransfer.engine.metrics import Accuracy
 
-__all__ = ['Accuracy', 'DumpMetricsHook', 'ExportBackboneHook', 'NonFiniteLossError', 'NonFiniteLossHook',
-           'TeacherEMAHook']
+__all__ = ['Accuracy', 'DumpMetricsHook', 'ExportBackboneHook', 'NonFiniteLossHook',
+           'RNGStateHook', 'TeacherEMAHook']

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import os.path as osp
+import random
+
+import numpy as np
 
 import torch
 
@@ -12,6 +14,9 @@ from mmengine.dist import all_reduce_params, get_world_size, master_only
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+
+from mmtransfer.fileio import write_text_atomic
+from mmtransfer.models.pretrainer import NonFiniteLossError
 
 
 def _unwrap(model):
@@ -38,23 +43,22 @@ class TeacherEMAHook(Hook):
         model.update_teacher()
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A loss term became NaN or infinite."""
-
-
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
     """Stops training at the first non-finite loss term, before it can be checkpointed.
 
-    Runs before the checkpoint hook (priority ``VERY_HIGH``), so the last checkpoint on disk is
-    the last good one. mmengine's RuntimeInfoHook reads these values to the host every
+    For models whose ``parse_losses`` does not check (mmdet's detectors; ``MixPretrainer``
+    checks before the update itself). Runs before the checkpoint hook (priority ``VERY_HIGH``),
+    so no checkpoint is written after the failure; the epoch checkpoints before it were followed
+    by finite losses. mmengine's RuntimeInfoHook reads these values to the host every
     iteration anyway, so this adds no device sync.
     """
 
     priority = 'VERY_HIGH'
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
-        for key, value in (outputs or {}).items():
+        # the terms (loss_cls, loss_distill, ...) before their sum, so the culprit is named
+        for key, value in sorted((outputs or {}).items(), key=lambda kv: kv[0] == 'loss'):
             value = value.detach().item() if torch.is_tensor(value) else float(value)
             if 'loss' in key and not math.isfinite(value):
                 raise NonFiniteLossError(
@@ -78,7 +82,8 @@ class ExportBackboneHook(Hook):
 
     @master_only
     def after_run(self, runner) -> None:
-        from mmtransfer.export import backbone_state_dict, save_atomic
+        from mmtransfer.export import backbone_state_dict
+        from mmtransfer.fileio import save_atomic
 
         model = _unwrap(runner.model)
         if runner.train_loop is None or getattr(runner.train_loop, 'iter', 0) == 0:
@@ -99,8 +104,49 @@ class DumpMetricsHook(Hook):
     def after_val_epoch(self, runner, metrics=None) -> None:
         if not metrics:
             return
-        out = osp.join(runner.work_dir, self.filename)
-        tmp = out + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(dict(metrics, epoch=runner.epoch, iter=runner.iter), f, indent=2)
-        os.replace(tmp, out)
+        write_text_atomic(osp.join(runner.work_dir, self.filename),
+                          json.dumps(dict(metrics, epoch=runner.epoch, iter=runner.iter), indent=2))
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Saves the random generators in every checkpoint and restores them on resume.
+
+    With it, a run killed after a checkpoint and resumed with ``--resume`` draws the same random
+    numbers (augmentation, Lambda, permutations, the mixing coin) as a run never interrupted,
+    and so ends with the same weights on CPU with a fixed seed. Validation is made RNG-neutral
+    (the generators are put back after it), since a resumed run does not repeat the validation
+    that followed the checkpoint it resumes from.
+    """
+
+    priority = 'VERY_HIGH'
+    KEY = 'rng_states'
+
+    @staticmethod
+    def _get() -> dict:
+        states = dict(python=random.getstate(), numpy=np.random.get_state(),
+                      torch=torch.get_rng_state())
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            states['cuda'] = torch.cuda.get_rng_state_all()
+        return states
+
+    @staticmethod
+    def _set(states: dict) -> None:
+        random.setstate(states['python'])
+        np.random.set_state(states['numpy'])
+        torch.set_rng_state(states['torch'])
+        if 'cuda' in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states['cuda'])
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint[self.KEY] = self._get()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.KEY in checkpoint:
+            self._set(checkpoint[self.KEY])
+
+    def before_val_epoch(self, runner) -> None:
+        self._saved = self._get()
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._set(self._saved)

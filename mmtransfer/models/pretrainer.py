@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import Tensor, nn
@@ -23,6 +24,16 @@ from mmtransfer import mixing
 from mmtransfer.models.encoder import NUM_BLOCKS, LinearHead, ResNetEncoder
 from mmtransfer.models.mix_config import MixConfig
 from mmtransfer.models.teacher import EMATeacher
+
+
+def _autocast_off(device: torch.device):
+    """Float32 region inside mixed precision: for sums over many terms (attention scores
+    ``z^T u`` add d products and overflow float16) and for targets meant to be exact."""
+    return torch.autocast(device.type, enabled=False)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite."""
 
 
 @dataclass
@@ -82,6 +93,21 @@ class MixPretrainer(BaseModel):
             return [dict(pred=p, gt=g) for p, g in zip(logits.detach(), labels)]
         return logits
 
+    def parse_losses(self, losses: dict):
+        """mmengine's sum of the terms, refusing a non-finite one before backward and the update.
+
+        Stopping here keeps the weights (and so the last checkpoint) finite. It costs one
+        host-device sync per step, negligible next to the step itself.
+        """
+        loss, log_vars = super().parse_losses(losses)
+        if not bool(torch.isfinite(loss.detach())):
+            bad = next((k for k, v in losses.items() if not torch.isfinite(v.detach()).all()), 'loss')
+            iteration = MessageHub.get_current_instance().get_info('iter', -1) + 1
+            raise NonFiniteLossError(
+                f'iteration {iteration}: {bad} = {float(losses.get(bad, loss).detach())} is not finite; '
+                'stopped before the update, the last checkpoint is the last good one')
+        return loss, log_vars
+
     def update_teacher(self) -> None:
         """EMA step of the teacher (called by ``TeacherEMAHook`` after each optimizer step)."""
         if self.teacher is not None:
@@ -101,8 +127,9 @@ class MixPretrainer(BaseModel):
             return dict(loss_cls=mixed.loss)
         with torch.no_grad():  # stop-gradient: the teacher sees the second view, mixed alike
             teacher = self.teacher.module
-            target = mixed.mix_like(self._logits(teacher, teacher.encoder(inputs2)).float())
-            target = target.softmax(dim=1)
+            teacher_logits = self._logits(teacher, teacher.encoder(inputs2))  # autocast dtype
+            with _autocast_off(inputs2.device):  # mix and softmax the target in float32
+                target = mixed.mix_like(teacher_logits.float()).softmax(dim=1)
         loss_distill = self._soft_loss(mixed.logits, target, mixed.s)
         return dict(loss_cls=cfg.gamma * mixed.loss, loss_distill=(1 - cfg.gamma) * loss_distill)
 
@@ -135,11 +162,15 @@ class MixPretrainer(BaseModel):
         logits = self._logits(net, z)                                                # [m, c, r]
         if cfg.dense_resolution is not None:
             z = F.adaptive_avg_pool2d(z, cfg.dense_resolution)
-        onehot = F.one_hot(labels, self.num_classes).to(z.dtype) if cfg.attention_u == 'cam' else None
-        attn = mixing.spatial_attention(z.flatten(2), u=cfg.attention_u, h=cfg.attention_h,
-                                        classifier_weight=net.head.weight, y=onehot)  # [m, r]
-        lam = mixing.sample_lambda_dense(m, cfg.n, logits.shape[-1], cfg.alpha, device=x.device)
-        weights, s = mixing.dense_mixing_weights(lam, attn.float())                # [r, m, n], [n, r]
+        with _autocast_off(x.device):  # eq. 10-13 in float32 (or wider) under mixed precision
+            z = z.flatten(2).to(torch.promote_types(z.dtype, torch.float32))         # [m, d, r]
+            onehot = (F.one_hot(labels, self.num_classes).to(z.dtype)
+                      if cfg.attention_u == 'cam' else None)
+            attn = mixing.spatial_attention(z, u=cfg.attention_u, h=cfg.attention_h,
+                                            classifier_weight=net.head.weight, y=onehot)  # [m, r]
+            lam = mixing.sample_lambda_dense(m, cfg.n, logits.shape[-1], cfg.alpha,
+                                             device=x.device)                        # [r, m, n]
+            weights, s = mixing.dense_mixing_weights(lam, attn.float())  # [r, m, n], [n, r]
         logits_mix = mixing.dense_mix(logits, weights.to(logits.dtype))              # [n, c, r]
         loss = mixing.dense_label_cross_entropy(logits_mix, labels, weights, s)
         return MixedBatch(logits_mix, loss, lambda t: mixing.dense_mix(t, weights.to(t.dtype)), s)

@@ -5,6 +5,7 @@ demo configs are used unchanged apart from ``--cfg-options`` that shorten traini
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,9 +20,18 @@ from mmtransfer.detection import BackboneLoadError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(REPO, 'tools')
-sys.path.insert(0, TOOLS)
-import test as test_tool  # noqa: E402  (tools/test.py)
-import train as train_tool  # noqa: E402  (tools/train.py)
+
+
+def load_tool(name: str):
+    """Import tools/<name>.py under a private module name (``test`` is also a stdlib package)."""
+    path = os.path.join(TOOLS, f'{name}.py')
+    spec = importlib.util.spec_from_file_location(f'_tools_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train_tool, test_tool = load_tool('train'), load_tool('test')
 
 DEMO_VOC = os.path.join(REPO, 'configs/demo/faster_rcnn_voc.py')
 DEMO_COCO = os.path.join(REPO, 'configs/demo/faster_rcnn_coco.py')

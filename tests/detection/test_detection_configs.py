@@ -90,11 +90,11 @@ def test_demo_configs_inherit_the_research_configs():
     """What the demo does not restate comes from its parent (and so from mmdet)."""
     voc, demo_voc = load(VOC), load(DEMO_VOC)
     assert demo_voc.test_evaluator == voc.test_evaluator  # VOCMetric, 11 points
-    assert demo_voc.optim_wrapper == voc.optim_wrapper
+    assert demo_voc.optim_wrapper.optimizer == voc.optim_wrapper.optimizer  # SGD, lr 0.01
     assert demo_voc.model.roi_head.bbox_roi_extractor.roi_layer == \
         voc.model.roi_head.bbox_roi_extractor.roi_layer
     coco, demo_coco = load(COCO), load(DEMO_COCO)
-    assert demo_coco.optim_wrapper == coco.optim_wrapper
+    assert demo_coco.optim_wrapper.optimizer.type == coco.optim_wrapper.optimizer.type
     assert demo_coco.test_evaluator.type == 'CocoMetric'
     assert demo_coco.test_evaluator.ann_file == \
         'data/demo/coco/annotations/instances_val2017.json'

@@ -1,0 +1,310 @@
+"""Time full pretraining steps of every method against ``baseline``, in one process.
+
+A step is what mmengine's Runner does per iteration: ``model.train_step(data, optim_wrapper)``
+(uint8 -> float preprocessing, forward, loss, ``parse_losses``, backward, SGD step) and, for the
+distillation methods, ``model.update_teacher()`` (what ``TeacherEMAHook`` calls), so the
+teacher forward on the second view and the EMA update are timed too. Each model is a
+:class:`~mmtransfer.models.MixPretrainer` built with the mixing options of
+``configs/pretrain/<method>.py`` (paper defaults: MultiMix with prob 0.5, alpha ~ U[0.5, 2],
+gamma 0.5) and the config's optimizer (SGD, momentum 0.9, weight decay 1e-4) through
+``build_optim_wrapper``; ``--amp`` switches to ``AmpOptimWrapper`` (autocast + dynamic loss
+scale), as ``pretrain/train.py --amp`` does.
+
+Fairness:
+  * All methods run in one process and alternate step by step after a warm-up round: round i
+    runs one step of every method, the order rotated by one method per round. A change of
+    machine load then hits all methods alike, and the ratio to baseline stays meaningful on a
+    shared machine.
+  * The input is synthetic and fixed (uint8 images, one batch per method made once), so no data
+    loading is timed. Only the distillation methods get the second view ``inputs2``, as only
+    their configs load two views.
+  * The coin flip between a MultiMix batch (prob p) and an input-mixup batch is driven by a
+    fixed seed sequence identical across methods: before round i every method's step reseeds
+    Python's and torch's RNGs with ``seed + i``, so all MultiMix methods take the same branch at
+    the same round and draw the same Lambda sizes. The reported times are therefore the paper's
+    setting (p = 0.5) averaged the same way for every method. ``--prob 1`` times the MultiMix
+    branch alone (the upper bound on its cost).
+
+Reported per method: the median step time (ms), images/s (``m`` / median step), the ratio of
+the median to baseline's median, and peak memory in MB: the method's resident state (parameters,
+buffers, EMA teacher and optimizer state) plus the largest growth during one of its steps
+(CUDA ``max_memory_allocated`` above the allocation at step start; on CPU the growth of the
+process's peak resident set, VmHWM reset through ``/proc/self/clear_refs`` before each step).
+The CPU growth is approximate: the allocator may reuse pages another method's step touched.
+
+Example (the CPU check; about 5-8 minutes on 2 shared cores):
+  python benchmarks/bench_train_step.py --device cpu --arch resnet18 --size 64 --m 128 \\
+      --n 1000 --classes 100 --json out.json
+The GPU setting of the paper's claim:
+  python benchmarks/bench_train_step.py --device cuda --arch resnet50 --size 224 --m 128 \\
+      --n 1000 --classes 1000 --amp --channels-last
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import os.path as osp
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)  # run from a checkout without installing too
+
+import mmtransfer  # noqa: E402,F401  (applies the torch / mmengine compatibility fix)
+from mmengine.config import Config  # noqa: E402
+from mmengine.optim import build_optim_wrapper  # noqa: E402
+
+from mmtransfer.models import METHODS, MixPretrainer  # noqa: E402
+
+CONFIG_DIR = osp.join(REPO, 'configs', 'pretrain')
+BASELINE = 'baseline'
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Time full training steps of every pretraining method against baseline.',
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example:\n  python benchmarks/bench_train_step.py --device cpu --arch resnet18 '
+               '--size 64 --m 128 --n 1000 --classes 100 --json out.json')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    parser.add_argument('--arch', default='resnet18', help='torchvision ResNet (default resnet18)')
+    parser.add_argument('--size', type=int, default=64, help='image side in pixels')
+    parser.add_argument('--m', type=int, default=128, help='batch size per step')
+    parser.add_argument('--n', type=int, default=1000, help='MultiMix interpolated points')
+    parser.add_argument('--classes', type=int, default=100, help='number of classes c')
+    parser.add_argument('--prob', type=float, default=None,
+                        help='probability of a MultiMix batch (default: the configs\' 0.5)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision through AmpOptimWrapper (CUDA only)')
+    parser.add_argument('--amp-dtype', choices=('float16', 'bfloat16'), default='float16',
+                        help='autocast dtype with --amp (default float16, as pretrain/train.py)')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='channels_last model and inputs')
+    parser.add_argument('--steps', type=int, default=20, help='timed steps per method')
+    parser.add_argument('--warmup', type=int, default=2, help='untimed steps per method')
+    parser.add_argument('--methods', nargs='+', choices=list(METHODS), default=list(METHODS),
+                        help='methods to time (baseline is always added)')
+    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--seed', type=int, default=0, help='seed of models, data and mixing')
+    parser.add_argument('--json', metavar='PATH', help='also write the results here (atomic)')
+    args = parser.parse_args(argv)
+    for name in ('size', 'm', 'n', 'classes', 'steps'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
+    if args.size < 32:
+        parser.error(f'--size must be >= 32 (a ResNet downsamples 32x), got {args.size}')
+    if args.warmup < 0:
+        parser.error(f'--warmup must be >= 0, got {args.warmup}')
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be >= 1, got {args.threads}')
+    if args.prob is not None and not 0.0 <= args.prob <= 1.0:
+        parser.error(f'--prob must be in [0, 1], got {args.prob}')
+    if args.device == 'cuda' and not torch.cuda.is_available():
+        parser.error('--device cuda: no CUDA device is available')
+    if args.amp and args.device != 'cuda':
+        parser.error('--amp needs --device cuda (mmengine\'s AmpOptimWrapper is GPU only)')
+    args.methods = [BASELINE] + [m for m in dict.fromkeys(args.methods) if m != BASELINE]
+    return args
+
+
+class Bench:
+    """One method's model, optimizer wrapper and fixed batch, and its measurements."""
+
+    def __init__(self, method: str, args: argparse.Namespace, device: torch.device):
+        cfg = Config.fromfile(osp.join(CONFIG_DIR, f'{method}.py'))
+        mix = dict(cfg.model.mix, method=method, n=args.n)
+        if args.prob is not None:
+            mix['prob'] = args.prob
+        torch.manual_seed(args.seed)  # the same initial weights for every method
+        self.model = MixPretrainer(
+            arch=args.arch, num_classes=args.classes, mix=mix,
+            data_preprocessor=dict(cfg.model.data_preprocessor, channels_last=args.channels_last))
+        self.model.to(device)
+        if args.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.model.train()
+        optim_cfg = cfg.optim_wrapper.copy()
+        if args.amp:
+            optim_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic', dtype=args.amp_dtype)
+        self.optim_wrapper = build_optim_wrapper(self.model, optim_cfg)
+        self.distill = self.model.mix.distill
+        self.data = make_batch(args, device, two_views=self.distill)
+        self.times_ms: list[float] = []
+        self.peak_growth = 0
+        self.last_losses: dict = {}
+
+    def step(self) -> None:
+        """One training step as mmengine's loop + ``TeacherEMAHook`` run it."""
+        self.last_losses = self.model.train_step(dict(self.data), self.optim_wrapper)
+        if self.distill:
+            self.model.update_teacher()
+
+    def state_bytes(self) -> int:
+        """Parameters, buffers (EMA teacher included) and optimizer state of this method."""
+        tensors = list(self.model.parameters()) + list(self.model.buffers())
+        for state in self.optim_wrapper.optimizer.state.values():
+            tensors += [v for v in state.values() if torch.is_tensor(v)]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def make_batch(args: argparse.Namespace, device: torch.device, two_views: bool) -> dict:
+    """Synthetic fixed batch: ``inputs`` (and ``inputs2``) uint8 ``[m, 3, size, size]``."""
+    gen = torch.Generator().manual_seed(args.seed)
+    shape = (args.m, 3, args.size, args.size)
+    data = dict(inputs=torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8),
+                labels=torch.randint(0, args.classes, (args.m,), generator=gen))
+    if two_views:
+        data['inputs2'] = torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
+    return {k: v.to(device) for k, v in data.items()}
+
+
+class PeakMemory:
+    """Growth of memory during one step: CUDA allocations, or the CPU process's resident set."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == 'cuda'
+        self.available = self.cuda or self._can_reset_rss_peak()
+        self.start = 0
+
+    @staticmethod
+    def _can_reset_rss_peak() -> bool:
+        try:
+            PeakMemory._reset_rss_peak()
+            PeakMemory._status_bytes('VmHWM')
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _reset_rss_peak() -> None:
+        with open('/proc/self/clear_refs', 'w') as clear_refs:
+            clear_refs.write('5')  # VmHWM := current VmRSS
+
+    @staticmethod
+    def _status_bytes(key: str) -> int:
+        with open('/proc/self/status') as status:
+            for line in status:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1]) * 1024
+        raise OSError(f'/proc/self/status has no {key}')
+
+    def begin(self) -> None:
+        if not self.available:
+            return
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+            self.start = torch.cuda.memory_allocated()
+        else:
+            self._reset_rss_peak()
+            self.start = self._status_bytes('VmRSS')
+
+    def growth(self) -> int:
+        if not self.available:
+            return 0
+        peak = torch.cuda.max_memory_allocated() if self.cuda else self._status_bytes('VmHWM')
+        return max(peak - self.start, 0)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Build every method, alternate their steps, return the JSON report."""
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True  # as env_cfg in configs/pretrain/base.py
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    benches = {method: Bench(method, args, device) for method in args.methods}
+    memory = PeakMemory(device)
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    names = list(benches)
+    for round_index in range(args.warmup + args.steps):
+        shift = round_index % len(names)
+        for method in names[shift:] + names[:shift]:
+            bench = benches[method]
+            random.seed(args.seed + round_index)  # same MultiMix/mixup coin for every method
+            torch.manual_seed(args.seed + round_index)
+            sync()
+            memory.begin()
+            tic = time.perf_counter()
+            bench.step()
+            sync()
+            elapsed_ms = (time.perf_counter() - tic) * 1e3
+            if round_index >= args.warmup:
+                bench.times_ms.append(elapsed_ms)
+                bench.peak_growth = max(bench.peak_growth, memory.growth())
+    wall_s = time.perf_counter() - started
+    for method, bench in benches.items():  # one host read per method, after timing
+        for key, value in bench.last_losses.items():
+            if not torch.isfinite(value).all():
+                raise FloatingPointError(f'{method}: {key} = {value.item()} is not finite')
+
+    base_ms = statistics.median(benches[BASELINE].times_ms)
+    report = {}
+    for method, bench in benches.items():
+        step_ms = statistics.median(bench.times_ms)
+        peak = (bench.state_bytes() + bench.peak_growth) / 2**20 if memory.available else None
+        report[method] = dict(step_ms=round(step_ms, 2), img_per_s=round(args.m / step_ms * 1e3, 1),
+                              ratio=round(step_ms / base_ms, 3),
+                              peak_mem_mb=None if peak is None else round(peak, 1))
+    report['config'] = dict(
+        device=args.device,
+        device_name=(torch.cuda.get_device_name(device) if device.type == 'cuda'
+                     else platform.processor() or platform.machine()),
+        cpu_count=os.cpu_count(), threads=torch.get_num_threads(),
+        arch=args.arch, size=args.size, m=args.m, n=args.n, classes=args.classes,
+        prob=args.prob if args.prob is not None else 'config (0.5)',
+        amp=args.amp_dtype if args.amp else False, channels_last=args.channels_last,
+        steps=args.steps, warmup=args.warmup, seed=args.seed, wall_s=round(wall_s, 1),
+        loadavg_start=[round(x, 2) for x in load_start],
+        loadavg_end=[round(x, 2) for x in os.getloadavg()],
+        torch=torch.__version__, date=datetime.datetime.now().isoformat(timespec='seconds'))
+    return report
+
+
+def markdown_table(report: dict) -> str:
+    rows = ['| method | step ms | img/s | ratio to baseline | peak mem MB |',
+            '|---|---:|---:|---:|---:|']
+    for method, r in report.items():
+        if method == 'config':
+            continue
+        peak = '-' if r['peak_mem_mb'] is None else f'{r["peak_mem_mb"]:.0f}'
+        rows.append(f'| {method} | {r["step_ms"]:.1f} | {r["img_per_s"]:.1f} | '
+                    f'{r["ratio"]:.3f} | {peak} |')
+    return '\n'.join(rows)
+
+
+def write_json_atomic(report: dict, path: str) -> None:
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.NamedTemporaryFile('w', dir=folder, suffix='.tmp', delete=False) as tmp:
+        json.dump(report, tmp, indent=2)
+    os.replace(tmp.name, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    report = run(args)
+    cfg = report['config']
+    print(f'device={cfg["device"]} ({cfg["device_name"]}, {cfg["cpu_count"]} cpus, '
+          f'{cfg["threads"]} threads) arch={args.arch} size={args.size} m={args.m} n={args.n} '
+          f'classes={args.classes} prob={cfg["prob"]} amp={cfg["amp"]} '
+          f'channels_last={args.channels_last} steps={args.steps} warmup={args.warmup}')
+    print(f'load average (1/5/15 min): start {cfg["loadavg_start"]}, end {cfg["loadavg_end"]}; '
+          f'wall {cfg["wall_s"]} s\n')
+    print(markdown_table(report))
+    if args.json:
+        write_json_atomic(report, args.json)
+        print(f'\nwrote {args.json}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,117 @@
+"""Bad input to pretraining: one line naming the cause, exit 2, no traceback, nothing written."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.conftest import REPO
+
+ENV = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='2')
+
+FAST = ['--arch', 'resnet18', '--max-iters', '1', '--cfg-options', 'model.num_classes=2',
+        'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+        'val_dataloader.num_workers=0', 'model.mix.n=8']
+
+
+@pytest.fixture()
+def two_classes(demo_root, tmp_path):
+    root = tmp_path / 'data'
+    for split in ('train', 'val'):
+        for cls in ('circle', 'square'):
+            (root / split / cls).mkdir(parents=True)
+            for image in sorted((demo_root / 'cls' / split / cls).iterdir())[:4]:
+                shutil.copy(image, root / split / cls / image.name)
+    return root
+
+
+def _fails(argv, capsys, *needles):
+    """Runs pretrain/train.py as a user would; it must exit 2 with one line on stderr."""
+    proc = subprocess.run([sys.executable, 'pretrain/train.py', *argv], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, err[-2000:]
+    assert len(err.splitlines()) == 1 and err.startswith('error: '), err
+    assert 'Traceback' not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
+def test_unknown_method(capsys):
+    _fails(['--method', 'multimixx'], capsys, '--method', 'multimixx')
+
+
+def test_missing_data_root(tmp_path, capsys):
+    _fails(['--data-root', str(tmp_path / 'nope')], capsys, str(tmp_path / 'nope'))
+
+
+def test_class_folder_without_images(two_classes, tmp_path, capsys):
+    (two_classes / 'train' / 'empty_class').mkdir()
+    _fails(['--data-root', str(two_classes), '--work-dir', str(tmp_path / 'wd'), *FAST], capsys,
+           'empty_class', 'no images')
+    assert not (tmp_path / 'wd' / 'backbone.pth').exists()
+
+
+@pytest.mark.parametrize('workers', [0, 1])
+def test_corrupt_image_stops_naming_the_file(two_classes, tmp_path, capsys, workers):
+    bad = sorted((two_classes / 'train' / 'circle').iterdir())[0]
+    bad.write_bytes(bad.read_bytes()[:60])       # a truncated PNG
+    argv = ['--data-root', str(two_classes), '--work-dir', str(tmp_path / 'wd'), *FAST,
+            f'train_dataloader.num_workers={workers}', 'train_dataloader.batch_size=8']
+    _fails(argv, capsys, bad.name, 'corrupt or truncated')
+    assert not (tmp_path / 'wd' / 'backbone.pth').exists()
+
+
+@pytest.mark.parametrize('option, needle', [
+    ('model.mix.n=0', 'mix.n'),
+    ('model.mix.alpha=0', 'mix.alpha'),
+    ('model.mix.alpha=[2.0,0.5]', 'inverted'),
+    ('model.mix.gamma=1.5', 'mix.gamma'),
+    ('model.mix.block=7', 'mix.block'),
+])
+def test_bad_mixing_option_names_the_key(two_classes, capsys, option, needle):
+    _fails(['--method', 'dense_distill', '--data-root', str(two_classes), *FAST, option], capsys,
+           needle)
+
+
+def test_dense_resolution_larger_than_the_feature_map(two_classes, tmp_path, capsys):
+    _fails(['--method', 'dense', '--data-root', str(two_classes), '--work-dir', str(tmp_path),
+            *FAST, 'model.mix.dense_resolution=9', 'model.mix.prob=1.0'], capsys,
+           'dense_resolution=9')
+
+
+def test_resume_from_a_truncated_checkpoint_names_the_file(two_classes, tmp_path, capsys):
+    ckpt = tmp_path / 'iter_1.pth'
+    ckpt.write_bytes(b'PK\x03\x04 truncated')
+    _fails(['--data-root', str(two_classes), '--work-dir', str(tmp_path), *FAST[:-12],
+            '--resume', str(ckpt), *FAST[-12:]], capsys, str(ckpt))
+
+
+def test_resume_from_a_foreign_checkpoint_names_the_file(two_classes, tmp_path, capsys):
+    ckpt = tmp_path / 'foreign.pth'
+    torch.save([1, 2, 3], ckpt)
+    _fails(['--data-root', str(two_classes), '--work-dir', str(tmp_path / 'wd'), '--resume',
+            str(ckpt), *FAST], capsys, str(ckpt))
+
+
+def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint(two_classes, tmp_path,
+                                                                           capsys):
+    argv = ['--data-root', str(two_classes), '--work-dir', str(tmp_path), '--arch', 'resnet18',
+            '--max-iters', '40', '--cfg-options', 'model.num_classes=2',
+            'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
+            'val_dataloader.num_workers=0', 'optim_wrapper.optimizer.lr=1e12',
+            'optim_wrapper.optimizer.momentum=0', 'default_hooks.checkpoint.interval=1',
+            'default_hooks.checkpoint.by_epoch=False', 'default_hooks.checkpoint.max_keep_ckpts=-1']
+    err = _fails(argv, capsys, 'iteration', 'loss_cls', 'not finite')
+    failed_iter = int(err.split('iteration ')[1].split(':')[0])
+    assert failed_iter < 40
+    saved = sorted(int(p.stem.split('_')[1]) for p in tmp_path.glob('iter_*.pth'))
+    assert saved and max(saved) == failed_iter - 1       # the last good one, none after
+    ckpt = torch.load(tmp_path / f'iter_{max(saved)}.pth', weights_only=False)
+    assert ckpt['meta']['iter'] == failed_iter - 1 and 'optimizer' in ckpt
+    assert not (tmp_path / 'backbone.pth').exists()
