@@ -11,10 +11,11 @@ gamma 0.5) and the config's optimizer (SGD, momentum 0.9, weight decay 1e-4) thr
 scale), as ``pretrain/train.py --amp`` does.
 
 Fairness:
-  * All methods run in one process and alternate step by step after a warm-up round: round i
-    runs one step of every method, the order rotated by one method per round. A change of
-    machine load then hits all methods alike, and the ratio to baseline stays meaningful on a
-    shared machine.
+  * All methods run in one process and alternate step by step after ``--warmup`` untimed
+    rounds: round i runs one step of every method, the order rotated by one method per round.
+    A change of machine load then hits all methods alike, and the ratio to baseline stays
+    meaningful on a shared machine. ``--max-minutes`` caps the stepping time (the rounds done
+    are reported as ``steps``).
   * The input is synthetic and fixed (uint8 images, one batch per method made once), so no data
     loading is timed. Only the distillation methods get the second view ``inputs2``, as only
     their configs load two views.
@@ -31,6 +32,11 @@ buffers, EMA teacher and optimizer state) plus the largest growth during one of 
 (CUDA ``max_memory_allocated`` above the allocation at step start; on CPU the growth of the
 process's peak resident set, VmHWM reset through ``/proc/self/clear_refs`` before each step).
 The CPU growth is approximate: the allocator may reuse pages another method's step touched.
+On CPU the process CPU time per step is reported too (median and ratio): it does not count the
+time other processes hold the cores, so it corroborates the wall-clock ratio on a loaded
+machine. CPU runs use one torch thread unless ``--threads`` says otherwise: with two threads on
+two shared cores each parallel region waits for its slowest thread, which doubled the step time
+and its spread in our runs.
 
 Example (the CPU check; about 5-8 minutes on 2 shared cores):
   python benchmarks/bench_train_step.py --device cpu --arch resnet18 --size 64 --m 128 \\
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import os.path as osp
@@ -54,14 +61,15 @@ import tempfile
 import time
 
 import torch
+import torchvision
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)  # run from a checkout without installing too
 
-import mmtransfer  # noqa: E402,F401  (applies the torch / mmengine compatibility fix)
 from mmengine.config import Config  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 
+import mmtransfer  # noqa: E402,F401  (applies the torch / mmengine compatibility fix)
 from mmtransfer.models import METHODS, MixPretrainer  # noqa: E402
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'pretrain')
@@ -90,21 +98,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='channels_last model and inputs')
     parser.add_argument('--steps', type=int, default=20, help='timed steps per method')
     parser.add_argument('--warmup', type=int, default=2, help='untimed steps per method')
+    parser.add_argument('--max-minutes', type=float, default=8.0,
+                        help='start no new round past this many minutes of stepping; the '
+                             'rounds done so far are reported (default 8)')
     parser.add_argument('--methods', nargs='+', choices=list(METHODS), default=list(METHODS),
                         help='methods to time (baseline is always added)')
-    parser.add_argument('--threads', type=int, default=None, help='torch CPU threads')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch CPU threads (default: 1 with --device cpu, the least '
+                             'disturbed by other processes; torch\'s default with cuda)')
     parser.add_argument('--seed', type=int, default=0, help='seed of models, data and mixing')
     parser.add_argument('--json', metavar='PATH', help='also write the results here (atomic)')
     args = parser.parse_args(argv)
     for name in ('size', 'm', 'n', 'classes', 'steps'):
         if getattr(args, name) < 1:
             parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
+    if not args.arch.startswith('resnet') or not hasattr(torchvision.models, args.arch):
+        parser.error(f'--arch must be a torchvision ResNet (resnet18, resnet50, ...), '
+                     f'got {args.arch!r}')
     if args.size < 32:
         parser.error(f'--size must be >= 32 (a ResNet downsamples 32x), got {args.size}')
     if args.warmup < 0:
         parser.error(f'--warmup must be >= 0, got {args.warmup}')
     if args.threads is not None and args.threads < 1:
         parser.error(f'--threads must be >= 1, got {args.threads}')
+    if args.max_minutes <= 0:
+        parser.error(f'--max-minutes must be > 0, got {args.max_minutes}')
     if args.prob is not None and not 0.0 <= args.prob <= 1.0:
         parser.error(f'--prob must be in [0, 1], got {args.prob}')
     if args.device == 'cuda' and not torch.cuda.is_available():
@@ -138,6 +156,7 @@ class Bench:
         self.distill = self.model.mix.distill
         self.data = make_batch(args, device, two_views=self.distill)
         self.times_ms: list[float] = []
+        self.cpu_ms: list[float] = []
         self.peak_growth = 0
         self.last_losses: dict = {}
 
@@ -216,31 +235,45 @@ class PeakMemory:
 def run(args: argparse.Namespace) -> dict:
     """Build every method, alternate their steps, return the JSON report."""
     device = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if device.type == 'cuda':
+    cuda = device.type == 'cuda'
+    if args.threads or not cuda:
+        torch.set_num_threads(args.threads or 1)
+    if cuda:
         torch.backends.cudnn.benchmark = True  # as env_cfg in configs/pretrain/base.py
-    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     benches = {method: Bench(method, args, device) for method in args.methods}
     memory = PeakMemory(device)
+    names = list(benches)
     load_start = os.getloadavg()
     started = time.perf_counter()
-    names = list(benches)
-    for round_index in range(args.warmup + args.steps):
-        shift = round_index % len(names)
-        for method in names[shift:] + names[:shift]:
-            bench = benches[method]
-            random.seed(args.seed + round_index)  # same MultiMix/mixup coin for every method
-            torch.manual_seed(args.seed + round_index)
-            sync()
-            memory.begin()
-            tic = time.perf_counter()
-            bench.step()
-            sync()
-            elapsed_ms = (time.perf_counter() - tic) * 1e3
-            if round_index >= args.warmup:
-                bench.times_ms.append(elapsed_ms)
-                bench.peak_growth = max(bench.peak_growth, memory.growth())
+    rounds = 0
+    gc.disable()  # no collector pause inside a timed step; autograd frees by reference count
+    try:
+        while rounds < args.warmup + args.steps:
+            round_start = time.perf_counter()
+            gc.collect()
+            shift = rounds % len(names)  # rotate the order: no method always follows another
+            for method in names[shift:] + names[:shift]:
+                bench = benches[method]
+                random.seed(args.seed + rounds)  # the same MultiMix/mixup coin for every method
+                torch.manual_seed(args.seed + rounds)
+                sync()
+                memory.begin()
+                tic, cpu_tic = time.perf_counter(), time.process_time()
+                bench.step()
+                sync()
+                elapsed_ms = (time.perf_counter() - tic) * 1e3
+                cpu_ms = (time.process_time() - cpu_tic) * 1e3
+                if rounds >= args.warmup:
+                    bench.times_ms.append(elapsed_ms)
+                    bench.cpu_ms.append(cpu_ms)
+                    bench.peak_growth = max(bench.peak_growth, memory.growth())
+            rounds += 1
+            now = time.perf_counter()
+            if rounds > args.warmup and now - started + (now - round_start) > args.max_minutes * 60:
+                break  # the next round would overrun the time budget
+    finally:
+        gc.enable()
     wall_s = time.perf_counter() - started
     for method, bench in benches.items():  # one host read per method, after timing
         for key, value in bench.last_losses.items():
@@ -248,22 +281,25 @@ def run(args: argparse.Namespace) -> dict:
                 raise FloatingPointError(f'{method}: {key} = {value.item()} is not finite')
 
     base_ms = statistics.median(benches[BASELINE].times_ms)
+    base_cpu_ms = statistics.median(benches[BASELINE].cpu_ms)
     report = {}
     for method, bench in benches.items():
-        step_ms = statistics.median(bench.times_ms)
+        step_ms, cpu_ms = statistics.median(bench.times_ms), statistics.median(bench.cpu_ms)
         peak = (bench.state_bytes() + bench.peak_growth) / 2**20 if memory.available else None
         report[method] = dict(step_ms=round(step_ms, 2), img_per_s=round(args.m / step_ms * 1e3, 1),
                               ratio=round(step_ms / base_ms, 3),
                               peak_mem_mb=None if peak is None else round(peak, 1))
+        if not cuda:  # process CPU time: a second, load-independent view of the cost
+            report[method].update(cpu_ms=round(cpu_ms, 2), cpu_ratio=round(cpu_ms / base_cpu_ms, 3))
     report['config'] = dict(
         device=args.device,
-        device_name=(torch.cuda.get_device_name(device) if device.type == 'cuda'
+        device_name=(torch.cuda.get_device_name(device) if cuda
                      else platform.processor() or platform.machine()),
         cpu_count=os.cpu_count(), threads=torch.get_num_threads(),
         arch=args.arch, size=args.size, m=args.m, n=args.n, classes=args.classes,
         prob=args.prob if args.prob is not None else 'config (0.5)',
         amp=args.amp_dtype if args.amp else False, channels_last=args.channels_last,
-        steps=args.steps, warmup=args.warmup, seed=args.seed, wall_s=round(wall_s, 1),
+        steps=rounds - args.warmup, warmup=args.warmup, seed=args.seed, wall_s=round(wall_s, 1),
         loadavg_start=[round(x, 2) for x in load_start],
         loadavg_end=[round(x, 2) for x in os.getloadavg()],
         torch=torch.__version__, date=datetime.datetime.now().isoformat(timespec='seconds'))
@@ -271,14 +307,19 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def markdown_table(report: dict) -> str:
-    rows = ['| method | step ms | img/s | ratio to baseline | peak mem MB |',
-            '|---|---:|---:|---:|---:|']
-    for method, r in report.items():
-        if method == 'config':
-            continue
+    methods = [k for k in report if k != 'config']
+    cpu = 'cpu_ms' in report[methods[0]]
+    rows = ['| method | step ms | img/s | ratio to baseline | peak mem MB |'
+            + (' CPU-time ms | CPU-time ratio |' if cpu else ''),
+            '|---|---:|---:|---:|---:|' + ('---:|---:|' if cpu else '')]
+    for method in methods:
+        r = report[method]
         peak = '-' if r['peak_mem_mb'] is None else f'{r["peak_mem_mb"]:.0f}'
-        rows.append(f'| {method} | {r["step_ms"]:.1f} | {r["img_per_s"]:.1f} | '
-                    f'{r["ratio"]:.3f} | {peak} |')
+        row = (f'| {method} | {r["step_ms"]:.1f} | {r["img_per_s"]:.1f} | {r["ratio"]:.3f} '
+               f'| {peak} |')
+        if cpu:
+            row += f' {r["cpu_ms"]:.1f} | {r["cpu_ratio"]:.3f} |'
+        rows.append(row)
     return '\n'.join(rows)
 
 

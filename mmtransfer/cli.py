@@ -39,7 +39,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
 
 
-def run(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+def run(main: Callable[[Sequence[str] | None], int | None],
+        argv: Sequence[str] | None = None) -> int:
     """Runs ``main(argv)``, turning known user errors into one line and exit status 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:

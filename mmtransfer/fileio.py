@@ -13,7 +13,7 @@ import torch
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Calls ``write(f)`` on a temporary binary file beside ``path``, then renames it to ``path``."""
+    """Calls ``write(f)`` on a temporary file beside ``path``, then renames it to ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)

@@ -16,7 +16,8 @@ import mmtransfer  # noqa: E402,F401
 from mmtransfer.cli import ArgumentParser, run  # noqa: E402
 
 EXAMPLE = """example:
-  python pretrain/export.py work_dirs/pretrain/dense_distill/epoch_300.pth teacher.pth --which teacher
+  python pretrain/export.py work_dirs/pretrain/dense_distill/epoch_300.pth teacher.pth \\
+      --which teacher
 """
 
 

@@ -15,8 +15,13 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)  # run from a checkout without installing too
 
 import mmtransfer  # noqa: E402,F401  (applies the torch / mmengine compatibility fix)
-from mmtransfer.cli import (ArgumentParser, add_common_args, init_cpu_distributed,  # noqa: E402
-                            resolve_resume, run)
+from mmtransfer.cli import (  # noqa: E402
+    ArgumentParser,
+    add_common_args,
+    init_cpu_distributed,
+    resolve_resume,
+    run,
+)
 from mmtransfer.models.mix_config import METHODS, MixConfig  # noqa: E402
 
 EXAMPLE = """example:

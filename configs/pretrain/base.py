@@ -72,6 +72,7 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'))
 custom_hooks = [
+    dict(type='NonFiniteLossHook'),
     dict(type='RNGStateHook'),
     dict(type='DumpMetricsHook'),
     dict(type='ExportBackboneHook', which='student'),

@@ -4,6 +4,7 @@ _base_ = './base.py'
 model = dict(mix=dict(method='dense_distill'))
 train_dataloader = dict(dataset=dict(num_views=2))
 custom_hooks = [
+    dict(type='NonFiniteLossHook'),
     dict(type='RNGStateHook'),
     dict(type='TeacherEMAHook'),
     dict(type='DumpMetricsHook'),

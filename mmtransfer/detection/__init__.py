@@ -1,7 +1,8 @@
 """Detection transfer: strict backbone initialisation and helpers for ``tools/``.
 
-Importing this package registers the ``StrictPretrained`` weight initializer, so configs say
-``custom_imports = dict(imports=['mmtransfer.detection'], allow_failed_imports=False)``.
+Importing this package registers the ``StrictPretrained`` weight initializer and the
+``ResumeSkipRNGHook``, so configs say
+``custom_imports = dict(imports=['mmtransfer.detection', 'mmtransfer.engine'], ...)``.
 """
 import mmtransfer  # noqa: F401  (applies mmtransfer.compat before mmengine loads anything)
 from mmtransfer.detection.backbone_init import (
@@ -11,8 +12,9 @@ from mmtransfer.detection.backbone_init import (
     load_backbone_strict,
     read_backbone_state_dict,
 )
+from mmtransfer.detection.hooks import ResumeSkipRNGHook
 
 __all__ = [
-    'BackboneLoadError', 'StrictPretrainedInit', 'check_fits', 'load_backbone_strict',
-    'read_backbone_state_dict',
+    'BackboneLoadError', 'ResumeSkipRNGHook', 'StrictPretrainedInit', 'check_fits',
+    'load_backbone_strict', 'read_backbone_state_dict',
 ]

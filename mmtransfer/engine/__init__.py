@@ -1,6 +1,11 @@
 """mmengine glue of pretraining: hooks and the accuracy metric (registered on import)."""
-from mmtransfer.engine.hooks import (DumpMetricsHook, ExportBackboneHook, NonFiniteLossHook,
-                                     RNGStateHook, TeacherEMAHook)
+from mmtransfer.engine.hooks import (
+                                     DumpMetricsHook,
+                                     ExportBackboneHook,
+                                     NonFiniteLossHook,
+                                     RNGStateHook,
+                                     TeacherEMAHook,
+)
 from mmtransfer.engine.metrics import Accuracy
 
 __all__ = ['Accuracy', 'DumpMetricsHook', 'ExportBackboneHook', 'NonFiniteLossHook',

@@ -7,16 +7,13 @@ import os.path as osp
 import random
 
 import numpy as np
-
 import torch
-
 from mmengine.dist import all_reduce_params, get_world_size, master_only
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
 from mmtransfer.fileio import write_text_atomic
-from mmtransfer.models.pretrainer import NonFiniteLossError
 
 
 def _unwrap(model):
@@ -43,14 +40,17 @@ class TeacherEMAHook(Hook):
         model.update_teacher()
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite."""
+
+
 @HOOKS.register_module()
 class NonFiniteLossHook(Hook):
     """Stops training at the first non-finite loss term, before it can be checkpointed.
 
-    For models whose ``parse_losses`` does not check (mmdet's detectors; ``MixPretrainer``
-    checks before the update itself). Runs before the checkpoint hook (priority ``VERY_HIGH``),
-    so no checkpoint is written after the failure; the epoch checkpoints before it were followed
-    by finite losses. mmengine's RuntimeInfoHook reads these values to the host every
+    Runs before the checkpoint hook (priority ``VERY_HIGH``), so no checkpoint is written at or
+    after the failing iteration: the last one on disk is from before it. Pretraining and
+    detection configs both use it. mmengine's RuntimeInfoHook reads these values to the host every
     iteration anyway, so this adds no device sync.
     """
 

@@ -28,4 +28,4 @@ class Accuracy(BaseMetric):
 
     def compute_metrics(self, results: list) -> dict:
         hits = torch.tensor(results, dtype=torch.float64).mean(0) * 100
-        return {f'top{t}': float(h) for t, h in zip(self.topk, hits)}
+        return {f'top{t}': float(h) for t, h in zip(self.topk, hits, strict=False)}

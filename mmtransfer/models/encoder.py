@@ -38,7 +38,7 @@ class ResNetEncoder(nn.Module):
         return self.layer1 if k == 1 else getattr(self, f'layer{k}')
 
     def forward(self, x: Tensor, start: int = 0, end: int = NUM_BLOCKS) -> Tensor:
-        """Runs blocks ``start+1 .. end``: ``x`` is block ``start``'s output, returns block ``end``'s."""
+        """Runs blocks ``start+1 .. end``: ``x`` is block ``start``'s output; returns ``end``'s."""
         if not 0 <= start <= end <= NUM_BLOCKS:
             raise ValueError(f'blocks must satisfy 0 <= start <= end <= 4, got {start}, {end}')
         for k in range(start + 1, end + 1):

@@ -90,7 +90,8 @@ class MixConfig:
             lo = hi = self.alpha = float(self.alpha)
         self.manifold_blocks = tuple(int(b) for b in self.manifold_blocks)
         checks = [
-            (isinstance(self.n, int) and self.n >= 1, f'mix.n must be an integer >= 1, got {self.n}'),
+            (isinstance(self.n, int) and self.n >= 1,
+             f'mix.n must be an integer >= 1, got {self.n}'),
             (lo > 0, f'mix.alpha must be > 0, got {self.alpha}'),
             (lo <= hi, f'mix.alpha range is inverted: lo={lo} > hi={hi}'),
             (0.0 <= self.prob <= 1.0, f'mix.prob must be in [0, 1], got {self.prob}'),
@@ -108,7 +109,8 @@ class MixConfig:
             (0.0 < self.ema_momentum < 1.0,
              f'mix.ema_momentum must be in (0, 1), got {self.ema_momentum}'),
             (not (self.dense and self.mixing == 'multimix' and self.block != 4),
-             f'mix.block must be 4 for dense MultiMix (it mixes the last embedding), got {self.block}'),
+             f'mix.block must be 4 for dense MultiMix (it mixes the last embedding), '
+             f'got {self.block}'),
         ]
         for ok, message in checks:
             if not ok:
@@ -120,5 +122,6 @@ class MixConfig:
         known = {f.name for f in fields(cls) if f.init}
         unknown = sorted(set(cfg) - known)
         if unknown:
-            raise MixConfigError(f'mix: unknown option {unknown[0]!r}; known: {", ".join(sorted(known))}')
+            raise MixConfigError(f'mix: unknown option {unknown[0]!r}; '
+                                 f'known: {", ".join(sorted(known))}')
         return cls(**cfg)

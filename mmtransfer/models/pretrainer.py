@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from mmtransfer import mixing
+from mmtransfer.data.imagefolder import MultiViewDataPreprocessor  # registers it too
 from mmtransfer.models.encoder import NUM_BLOCKS, LinearHead, ResNetEncoder
 from mmtransfer.models.mix_config import MixConfig
 from mmtransfer.models.teacher import EMATeacher
@@ -30,10 +30,6 @@ def _autocast_off(device: torch.device):
     """Float32 region inside mixed precision: for sums over many terms (attention scores
     ``z^T u`` add d products and overflow float16) and for targets meant to be exact."""
     return torch.autocast(device.type, enabled=False)
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss term became NaN or infinite."""
 
 
 @dataclass
@@ -76,7 +72,7 @@ class MixPretrainer(BaseModel):
 
     def __init__(self, arch: str = 'resnet50', num_classes: int = 1000, mix: dict | None = None,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None):
-        super().__init__(data_preprocessor=data_preprocessor or dict(type='MultiViewDataPreprocessor'),
+        super().__init__(data_preprocessor=data_preprocessor or MultiViewDataPreprocessor(),
                          init_cfg=init_cfg)
         self.mix = MixConfig.from_dict(mix)
         self.num_classes = num_classes
@@ -90,23 +86,8 @@ class MixPretrainer(BaseModel):
             return self.loss(inputs, labels, inputs2)
         logits = self.student(inputs)
         if mode == 'predict':
-            return [dict(pred=p, gt=g) for p, g in zip(logits.detach(), labels)]
+            return [dict(pred=p, gt=g) for p, g in zip(logits.detach(), labels, strict=False)]
         return logits
-
-    def parse_losses(self, losses: dict):
-        """mmengine's sum of the terms, refusing a non-finite one before backward and the update.
-
-        Stopping here keeps the weights (and so the last checkpoint) finite. It costs one
-        host-device sync per step, negligible next to the step itself.
-        """
-        loss, log_vars = super().parse_losses(losses)
-        if not bool(torch.isfinite(loss.detach())):
-            bad = next((k for k, v in losses.items() if not torch.isfinite(v.detach()).all()), 'loss')
-            iteration = MessageHub.get_current_instance().get_info('iter', -1) + 1
-            raise NonFiniteLossError(
-                f'iteration {iteration}: {bad} = {float(losses.get(bad, loss).detach())} is not finite; '
-                'stopped before the update, the last checkpoint is the last good one')
-        return loss, log_vars
 
     def update_teacher(self) -> None:
         """EMA step of the teacher (called by ``TeacherEMAHook`` after each optimizer step)."""

@@ -55,8 +55,11 @@ def workspace(demo_root, tmp_path_factory):
 
 
 def run(script: str, *args: str, cwd) -> subprocess.CompletedProcess:
+    # One intra-op thread unless told otherwise: on a shared CPU, two spinning OpenMP threads
+    # make a step many times slower; the runs check behaviour, not speed.
+    env = {**os.environ, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '1')}
     return subprocess.run([sys.executable, os.path.join(TOOLS, script), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=600)
 
 
 def check_ok(proc: subprocess.CompletedProcess) -> None:

@@ -6,9 +6,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from pretrain.train import build_config, parse_args  # noqa: E402
-
 from mmtransfer.cli import init_cpu_distributed  # noqa: E402
+from pretrain.train import build_config, parse_args  # noqa: E402
 
 
 def main():

@@ -13,7 +13,8 @@ import torch
 from mmtransfer.models import METHODS
 from tests.conftest import REPO
 
-SMALL = ['--arch', 'resnet18', '--cfg-options', 'model.mix.n=32', 'model.num_classes=10', 'train_dataloader.batch_size=16',
+SMALL = ['--arch', 'resnet18', '--cfg-options', 'model.mix.n=32', 'model.num_classes=10',
+         'train_dataloader.batch_size=16',
          'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0']
 
 
@@ -42,7 +43,8 @@ def test_every_method_trains_and_exports_a_backbone_the_detector_loads(method, d
     detector_backbone = ResNet(depth=18)
     load_backbone_strict(detector_backbone, str(backbone))
     state = torch.load(backbone, weights_only=True)
-    torch.testing.assert_close(detector_backbone.layer4[1].conv2.weight, state['layer4.1.conv2.weight'])
+    torch.testing.assert_close(detector_backbone.layer4[1].conv2.weight,
+                               state['layer4.1.conv2.weight'])
 
 
 def _losses(work_dir):

@@ -9,7 +9,14 @@ import torchvision
 from mmtransfer import mixing
 from mmtransfer.data import MultiViewDataPreprocessor
 from mmtransfer.engine import Accuracy
-from mmtransfer.models import METHODS, EMATeacher, LinearHead, MixConfigError, MixPretrainer, ResNetEncoder
+from mmtransfer.models import (
+    METHODS,
+    EMATeacher,
+    LinearHead,
+    MixConfigError,
+    MixPretrainer,
+    ResNetEncoder,
+)
 
 
 def _model(method, **mix):
@@ -51,7 +58,7 @@ def test_ema_teacher_update_is_the_convex_step_and_copies_buffers():
             p.add_(1.0)
         student[1].running_mean.fill_(7.0)
     teacher.update_parameters(student)
-    for t, o, s in zip(teacher.module.parameters(), old, student.parameters()):
+    for t, o, s in zip(teacher.module.parameters(), old, student.parameters(), strict=False):
         torch.testing.assert_close(t, 0.75 * o + 0.25 * s)
     assert torch.equal(teacher.module[1].running_mean, torch.full((2,), 7.0))
     teacher.train()
@@ -168,7 +175,7 @@ def test_preprocessor_normalises_both_views():
 def test_accuracy_metric_hand_case():
     metric = Accuracy(topk=(1, 2))
     preds = [torch.tensor([0.1, 0.7, 0.2]), torch.tensor([0.5, 0.1, 0.4]), torch.tensor([0., 1, 2])]
-    metric.process(None, [dict(pred=p, gt=g) for p, g in zip(preds, [1, 2, 0])])
+    metric.process(None, [dict(pred=p, gt=g) for p, g in zip(preds, [1, 2, 0], strict=False)])
     result = metric.compute_metrics(metric.results)
     assert result['top1'] == pytest.approx(100 / 3)
     assert result['top2'] == pytest.approx(200 / 3)
