@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Time MultiMix mixing + loss at ImageNet shapes: reference paths vs the fast paths.
 
 Each case runs forward + backward (w.r.t. the features) of the mixing and the loss only, with a

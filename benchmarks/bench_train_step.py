@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Time full pretraining steps of every method against ``baseline``, in one process.
 
 A step is what mmengine's Runner does per iteration: ``model.train_step(data, optim_wrapper)``

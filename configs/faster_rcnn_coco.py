@@ -6,13 +6,11 @@ _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['mmtransfer.detection', 'mmtransfer.engine'],
                       allow_failed_imports=False)
 # Stop at the first non-finite loss (before it is checkpointed); save the random generators in
-# checkpoints so that `--resume` after a crash ends with the weights of an uninterrupted run
-# (ResumeSkipRNGHook: the batches IterBasedTrainLoop skips on resume draw no random numbers).
+# checkpoints so that `--resume` after a crash ends with the weights of an uninterrupted run.
 # mmdet's bases have no custom_hooks for Faster R-CNN.
 custom_hooks = [
     dict(type='NonFiniteLossHook'),
     dict(type='RNGStateHook'),
-    dict(type='ResumeSkipRNGHook'),
 ]
 
 # Backbone weights (torchvision ResNet names). Override on the command line with

@@ -16,12 +16,17 @@ the write leaves a truncated ``epoch_N.pth`` that ``--resume`` then picks. The R
 from __future__ import annotations
 
 import os.path as osp
+import warnings
 
-import torch
-from mmengine.runner import runner as mmengine_runner
-from mmengine.runner.checkpoint import CheckpointLoader
+# mmengine 0.10.7 imports pkg_resources, which setuptools >= 80 reports as deprecated on every
+# run (setuptools < 82 is pinned because mmcv's build needs it); the notice is noise to users.
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
-from mmtransfer.fileio import save_atomic
+import torch  # noqa: E402
+from mmengine.runner import runner as mmengine_runner  # noqa: E402
+from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
+
+from mmtransfer.fileio import save_atomic  # noqa: E402
 
 
 class CheckpointError(RuntimeError):

@@ -5,7 +5,7 @@
 # Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT. Python: $PYTHON (default: python on PATH).
 
 if [ $# -lt 3 ]; then
-    echo "usage: $(basename "$0") CONFIG CHECKPOINT GPUS [test.py args...]" >&2
+    echo "error: usage: $(basename "$0") CONFIG CHECKPOINT GPUS [test.py args...]" >&2
     exit 2
 fi
 CONFIG=$1

@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Generate the synthetic demo data (classification + VOC/COCO detection) used on CPU.
 
 Example::

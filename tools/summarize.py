@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Summarise detection transfer runs into the comparison table (Markdown, CSV, bar plot).
 
 Reads ``ROOT/<method>/voc/metrics.json`` and ``ROOT/<method>/coco/metrics.json`` (flat JSON dicts

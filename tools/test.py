@@ -1,3 +1,4 @@
+#!/usr/bin/env python
 """Test (and evaluate) a detector: mmdet's ``tools/test.py`` that also prints the headline
 metrics and writes them to ``<work_dir>/metrics.json`` (read by ``tools/summarize.py``)."""
 from __future__ import annotations
@@ -9,25 +10,27 @@ import os.path as osp
 import sys
 from copy import deepcopy
 
-from mmengine.config import ConfigDict, DictAction
-from mmengine.dist import is_main_process
-from mmengine.logging import print_log
-from mmengine.runner import Runner
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
-import mmtransfer  # noqa: F401  (applies mmtransfer.compat)
-from mmtransfer.detection.metrics import (
+from mmengine.config import ConfigDict  # noqa: E402
+from mmengine.dist import is_main_process  # noqa: E402
+from mmengine.logging import print_log  # noqa: E402
+
+import mmtransfer  # noqa: E402,F401  (mmtransfer.compat first)
+from mmtransfer.cli import ArgumentParser, add_common_args, run  # noqa: E402
+from mmtransfer.detection.metrics import (  # noqa: E402
     METRICS_FILE,
     coco_metrics_without_detections,
     format_metrics,
     numeric_metrics,
     write_metrics_json,
 )
-from mmtransfer.detection.runtime import (
-    UsageError,
+from mmtransfer.detection.runtime import (  # noqa: E402
     check_datasets,
+    check_image_files,
+    configure_launcher,
     load_config,
     resolve_work_dir,
-    run_cli,
 )
 
 EPILOG = """\
@@ -39,14 +42,10 @@ example:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description='MMDet test (and eval) a model', epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog='tools/test.py', description='MMDet test (and eval) a model',
+                            epilog=EPILOG)
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument(
-        '--work-dir',
-        help='the directory to save the file containing evaluation metrics (metrics.json)')
     parser.add_argument(
         '--out', type=str, help='dump predictions to a pickle file for offline evaluation')
     parser.add_argument('--show', action='store_true', help='show prediction results')
@@ -56,20 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         'automatically saved to the work_dir/timestamp/show_dir')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override some settings in the used config, the key-value pair in xxx=yyy '
-        'format will be merged into config file. If the value to be overwritten is a list, '
-        'it should be like key="[a,b]" or key=a,b It also allows nested list/tuple values, '
-        'e.g. key="[(a,b),(c,d)]" Note that the quotation marks are necessary and that no '
-        'white space is allowed.')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-        help='job launcher')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation (flip)')
-    # torch.distributed.launch passes --local-rank (torch >= 2.0) or --local_rank.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    parser.add_argument('--debug', action='store_true', help='show tracebacks for errors')
+    add_common_args(parser)  # --work-dir (where metrics.json goes), --cfg-options, --launcher
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
@@ -101,9 +88,9 @@ def add_flip_tta(cfg) -> None:
 def build_cfg(args: argparse.Namespace):
     """The config as mmdet's test.py builds it."""
     if not osp.isfile(args.checkpoint):
-        raise UsageError(f'checkpoint not found: {args.checkpoint}')
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise UsageError(f'--out must be a .pkl or .pickle file, got {args.out}')
+        raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out}')
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     resolve_work_dir(cfg, args.work_dir, args.config)
@@ -132,16 +119,20 @@ def _score_empty_results(runner) -> dict[str, float]:
     return metrics
 
 
-def test(args: argparse.Namespace) -> dict[str, float]:
+def test(argv: list[str] | None) -> dict[str, float]:
     """Run the test loop; print the metrics and write ``<work_dir>/metrics.json``."""
     from mmdet.evaluation import DumpDetResults
     from mmdet.registry import RUNNERS
     from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from mmengine.runner import Runner
 
+    args = parse_args(argv)
     setup_cache_size_limit_of_dynamo()
     cfg = build_cfg(args)
     check_datasets(cfg, ('test',))
+    configure_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+    check_image_files(runner.test_loop.dataloader.dataset, 'test')
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     metrics = numeric_metrics(runner.test())
@@ -155,7 +146,12 @@ def test(args: argparse.Namespace) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(test, parse_args(argv))
+    """Exit status: 0, or 2 with one line ``error: ...`` for bad input (see mmtransfer.cli)."""
+    def command(args) -> None:
+        test(args)  # the metrics are printed and saved; they are not an exit status
+
+    return run(command, argv)
+
 
 if __name__ == '__main__':
     sys.exit(main())

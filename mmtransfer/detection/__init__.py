@@ -1,7 +1,6 @@
 """Detection transfer: strict backbone initialisation and helpers for ``tools/``.
 
-Importing this package registers the ``StrictPretrained`` weight initializer and the
-``ResumeSkipRNGHook``, so configs say
+Importing this package registers the ``StrictPretrained`` weight initializer, so configs say
 ``custom_imports = dict(imports=['mmtransfer.detection', 'mmtransfer.engine'], ...)``.
 """
 import mmtransfer  # noqa: F401  (applies mmtransfer.compat before mmengine loads anything)
@@ -12,9 +11,8 @@ from mmtransfer.detection.backbone_init import (
     load_backbone_strict,
     read_backbone_state_dict,
 )
-from mmtransfer.detection.hooks import ResumeSkipRNGHook
 
 __all__ = [
-    'BackboneLoadError', 'ResumeSkipRNGHook', 'StrictPretrainedInit', 'check_fits',
+    'BackboneLoadError', 'StrictPretrainedInit', 'check_fits',
     'load_backbone_strict', 'read_backbone_state_dict',
 ]

@@ -10,10 +10,9 @@ error and returns no metrics (pycocotools cannot load an empty result list);
 from __future__ import annotations
 
 import json
-import os
-import os.path as osp
-import tempfile
 from numbers import Real
+
+from mmtransfer.fileio import write_text_atomic
 
 METRICS_FILE = 'metrics.json'
 #: CocoMetric's headline items, in the order of ``COCOeval.stats``.
@@ -72,15 +71,4 @@ def format_metrics(metrics: dict[str, float]) -> str:
 
 def write_metrics_json(path: str, metrics: dict[str, float]) -> None:
     """Write ``metrics`` to ``path`` atomically (temp file in the same folder, then replace)."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.metrics-', suffix='.json', dir=folder)
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(metrics, f, indent=2, sort_keys=True)
-            f.write('\n')
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_text_atomic(path, json.dumps(metrics, indent=2, sort_keys=True) + '\n')

@@ -12,6 +12,7 @@ from mmengine.dist import all_reduce_params, get_world_size, master_only
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
+from mmengine.runner import IterBasedTrainLoop
 
 from mmtransfer.fileio import write_text_atomic
 
@@ -113,10 +114,19 @@ class RNGStateHook(Hook):
     """Saves the random generators in every checkpoint and restores them on resume.
 
     With it, a run killed after a checkpoint and resumed with ``--resume`` draws the same random
-    numbers (augmentation, Lambda, permutations, the mixing coin) as a run never interrupted,
-    and so ends with the same weights on CPU with a fixed seed. Validation is made RNG-neutral
-    (the generators are put back after it), since a resumed run does not repeat the validation
-    that followed the checkpoint it resumes from.
+    numbers (augmentation, Lambda, permutations, the mixing coin, RoI sampling) as a run never
+    interrupted, and so ends with the same weights on CPU with a fixed seed. Two mmengine
+    behaviours would otherwise move the generators:
+
+    - a resumed run does not repeat the validation that followed its checkpoint, so validation
+      is made RNG-neutral (the generators are put back after it);
+    - on resume, ``IterBasedTrainLoop`` reads and discards the ``iter`` batches already trained
+      (so that ``InfiniteSampler`` continues at the right position), running the data pipeline's
+      random transforms; the generators are put back after those skipped batches.
+
+    With ``num_workers > 0`` the pipeline draws in worker processes, which are seeded per epoch
+    by mmengine, so epoch-based runs stay exact; an iteration-based run resumed mid-way needs
+    ``num_workers=0`` for exact reproduction.
     """
 
     priority = 'VERY_HIGH'
@@ -145,8 +155,32 @@ class RNGStateHook(Hook):
         if self.KEY in checkpoint:
             self._set(checkpoint[self.KEY])
 
+    def before_train_epoch(self, runner) -> None:
+        loop = runner.train_loop
+        if isinstance(loop, IterBasedTrainLoop) and loop.iter > 0:  # resumed: batches skipped
+            loop.dataloader_iterator = _RestoreRNGAfter(loop.dataloader_iterator, loop.iter,
+                                                        self._get())
+
     def before_val_epoch(self, runner) -> None:
         self._saved = self._get()
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         self._set(self._saved)
+
+
+class _RestoreRNGAfter:
+    """Iterator wrapper: after the first ``skip`` batches, restores the generator ``states``."""
+
+    def __init__(self, iterator, skip: int, states: dict):
+        self._iterator, self._left, self._states = iterator, skip, states
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self._iterator)
+        if self._left > 0:
+            self._left -= 1
+            if self._left == 0:
+                RNGStateHook._set(self._states)
+        return batch

@@ -29,11 +29,27 @@ def leaf_datasets(dataset_cfg):
 @pytest.mark.parametrize('name', [VOC, COCO, DEMO_VOC, DEMO_COCO])
 def test_backbone_is_initialised_strictly_from_the_config_variable(name):
     cfg = load(name)
-    assert cfg.custom_imports == dict(imports=['mmtransfer.detection'],
+    assert cfg.custom_imports == dict(imports=['mmtransfer.detection', 'mmtransfer.engine'],
                                       allow_failed_imports=False)
     assert cfg.model.backbone.init_cfg == dict(type='StrictPretrained',
                                                checkpoint=cfg.backbone_checkpoint)
     assert 'torchvision://' not in cfg.pretty_text  # nothing would try to download
+
+
+@pytest.mark.parametrize('name', [VOC, COCO, DEMO_VOC, DEMO_COCO])
+def test_crash_safety_hooks_build_in_mmdets_scope(name):
+    """custom_hooks resolve from mmdet's registry (mmengine's root holds ours)."""
+    from mmdet.registry import HOOKS
+    from mmengine.registry import init_default_scope
+    from mmengine.utils import import_modules_from_strings
+
+    from mmtransfer.engine import NonFiniteLossHook, RNGStateHook
+
+    cfg = load(name)
+    import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.default_scope)
+    hooks = [HOOKS.build(hook) for hook in cfg.custom_hooks]
+    assert [type(h) for h in hooks] == [NonFiniteLossHook, RNGStateHook]
 
 
 def test_research_configs_keep_mmdet_defaults():

@@ -13,9 +13,9 @@ from mmengine.config import Config
 from mmtransfer.detection import BackboneLoadError
 from mmtransfer.detection.metrics import format_metrics, numeric_metrics, write_metrics_json
 from mmtransfer.detection.runtime import (
-    UsageError,
     check_backbone,
     check_datasets,
+    configure_launcher,
     set_backbone,
     strict_backbone_checkpoint,
 )
@@ -56,16 +56,17 @@ def test_check_backbone_fails_fast_on_a_wrong_depth(tmp_path):
 
 def test_check_datasets_names_the_missing_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no data/ here
-    with pytest.raises(UsageError, match='dataset root not found: data/demo/VOCdevkit/'):
+    with pytest.raises(FileNotFoundError, match='dataset root not found: data/demo/VOCdevkit/'):
         check_datasets(demo_cfg('voc'), ('train',))
-    with pytest.raises(UsageError, match='dataset root not found: data/demo/coco/'):
+    with pytest.raises(FileNotFoundError, match='dataset root not found: data/demo/coco/'):
         check_datasets(demo_cfg('coco'), ('test',))
 
 
 def test_check_datasets_names_the_missing_annotation_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / 'data/demo/coco').mkdir(parents=True)
-    with pytest.raises(UsageError, match='data/demo/coco/annotations/instances_val2017.json'):
+    missing = 'data/demo/coco/annotations/instances_val2017.json'
+    with pytest.raises(FileNotFoundError, match=missing):
         check_datasets(demo_cfg('coco'), ('test',))
 
 
@@ -75,6 +76,53 @@ def test_check_datasets_accepts_the_demo_tree(demo_root, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     check_datasets(demo_cfg('voc'), ('train', 'val', 'test'))
     check_datasets(demo_cfg('coco'), ('train', 'val', 'test'))
+
+
+def _demo_workspace(demo_root, tmp_path, monkeypatch):
+    """A copy of the demo's VOC2007 tree under ``data/demo`` (writable), the rest linked."""
+    import shutil
+
+    voc = tmp_path / 'data/demo/VOCdevkit'
+    shutil.copytree(demo_root / 'VOCdevkit/VOC2007', voc / 'VOC2007')
+    (voc / 'VOC2012').symlink_to(demo_root / 'VOCdevkit/VOC2012')
+    (tmp_path / 'data/demo/coco').symlink_to(demo_root / 'coco')
+    monkeypatch.chdir(tmp_path)
+    return voc / 'VOC2007'
+
+
+def test_check_datasets_names_the_xml_and_the_class_voc_would_drop(demo_root, tmp_path,
+                                                                   monkeypatch):
+    voc07 = _demo_workspace(demo_root, tmp_path, monkeypatch)
+    image_id = (voc07 / 'ImageSets/Main/trainval.txt').read_text().split()[3]
+    xml = voc07 / 'Annotations' / f'{image_id}.xml'
+    text = xml.read_text()
+    first_class = text.split('<object>')[1].split('<name>')[1].split('</name>')[0]
+    xml.write_text(text.replace(f'<name>{first_class}</name>', '<name>hexagonn</name>', 1))
+    with pytest.raises(ValueError, match=rf"{image_id}\.xml: object class 'hexagonn' is not"):
+        check_datasets(demo_cfg('voc'), ('train',))
+    check_datasets(demo_cfg('voc'), ('test',))  # the test split does not list that file
+
+
+def test_check_datasets_names_a_listed_xml_that_is_missing(demo_root, tmp_path, monkeypatch):
+    voc07 = _demo_workspace(demo_root, tmp_path, monkeypatch)
+    image_id = (voc07 / 'ImageSets/Main/test.txt').read_text().split()[0]
+    (voc07 / 'Annotations' / f'{image_id}.xml').unlink()
+    with pytest.raises(FileNotFoundError, match=rf'{image_id}\.xml: annotation file not found'):
+        check_datasets(demo_cfg('voc'), ('test',))
+
+
+def test_configure_launcher_makes_ddp_cpu_safe(monkeypatch):
+    cfg = demo_cfg()
+    configure_launcher(cfg, 'none')
+    assert cfg.launcher == 'none' and 'model_wrapper_cfg' not in cfg
+    assert cfg.env_cfg.dist_cfg.backend == 'nccl'  # mmdet's default, untouched
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr('mmtransfer.cli.init_cpu_distributed', lambda launcher: None)
+    configure_launcher(cfg, 'pytorch')
+    assert cfg.launcher == 'pytorch' and cfg.env_cfg.dist_cfg.backend == 'gloo'
+    assert cfg.model_wrapper_cfg.type == 'MMDistributedDataParallel'
+    assert cfg.model_wrapper_cfg.device_ids is None  # the module's device: GPU of the rank or CPU
 
 
 def test_numeric_metrics_keep_numbers_only():

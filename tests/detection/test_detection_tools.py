@@ -81,11 +81,15 @@ def read_metrics(path) -> dict:
 
 @pytest.mark.parametrize('tool', [train_tool, test_tool])
 def test_help_has_a_worked_example(tool, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        tool.main(['--help'])
-    assert exit_info.value.code == 0
+    assert tool.main(['--help']) == 0
     out = capsys.readouterr().out
     assert 'example:' in out and 'python tools/' in out and '--cfg-options' in out
+
+
+@pytest.mark.parametrize('tool', [train_tool, test_tool])
+def test_unknown_flag_is_one_line(tool, capsys):
+    assert tool.main([DEMO_VOC, 'ckpt.pth', '--no-such-flag']) == 2
+    assert '--no-such-flag' in _one_line_error(capsys)
 
 
 def _one_line_error(capsys) -> str:
@@ -129,12 +133,35 @@ def test_test_missing_checkpoint(workspace, capsys, monkeypatch):
     assert 'nope.pth' in _one_line_error(capsys)
 
 
-def test_resume_from_a_given_checkpoint_sets_load_from(workspace, monkeypatch):
+def test_resume_from_a_given_checkpoint_sets_load_from(workspace, tmp_path, monkeypatch):
     monkeypatch.chdir(workspace)
-    cfg = train_tool.build_cfg(train_tool.parse_args([DEMO_VOC, '--resume', 'r18.pth']))
-    assert cfg.resume is True and cfg.load_from == 'r18.pth'
-    cfg = train_tool.build_cfg(train_tool.parse_args([DEMO_VOC, '--resume']))
-    assert cfg.resume is True and cfg.load_from is None  # latest in work_dir
+    ckpt = tmp_path / 'iter_2.pth'
+    torch.save(dict(state_dict={}, meta=dict(iter=2)), ckpt)
+    cfg = train_tool.build_cfg(train_tool.parse_args([DEMO_VOC, '--resume', str(ckpt)]))
+    assert cfg.resume is True and cfg.load_from == str(ckpt)
+    args = [DEMO_VOC, '--work-dir', str(tmp_path / 'empty'), '--resume']
+    cfg = train_tool.build_cfg(train_tool.parse_args(args))
+    assert cfg.resume is True and cfg.load_from is None  # nothing to resume: starts afresh
+    (tmp_path / 'last_checkpoint').write_text(str(ckpt))
+    args = [DEMO_VOC, '--work-dir', str(tmp_path), '--resume']
+    cfg = train_tool.build_cfg(train_tool.parse_args(args))
+    assert cfg.resume is True and cfg.load_from == str(ckpt)  # the work dir's last one
+
+
+def test_resume_from_a_backbone_file_is_refused(workspace, capsys, monkeypatch):
+    monkeypatch.chdir(workspace)
+    assert train_tool.main([DEMO_VOC, '--resume', 'r18.pth', '--work-dir', 'wd_bad']) == 2
+    assert 'r18.pth: not an mmengine training checkpoint' in _one_line_error(capsys)
+    assert not (workspace / 'wd_bad').exists()
+
+
+def test_tensorboard_adds_a_vis_backend(workspace, monkeypatch):
+    monkeypatch.chdir(workspace)
+    cfg = train_tool.build_cfg(train_tool.parse_args([DEMO_VOC, '--tensorboard']))
+    assert [b['type'] for b in cfg.visualizer.vis_backends] == ['LocalVisBackend',
+                                                                 'TensorboardVisBackend']
+    cfg = train_tool.build_cfg(train_tool.parse_args([DEMO_VOC]))
+    assert [b['type'] for b in cfg.visualizer.vis_backends] == ['LocalVisBackend']
 
 
 def test_bad_input_is_one_line_without_traceback_from_the_shell(workspace):
@@ -220,3 +247,25 @@ def test_resume_continues_the_iteration_count(workspace):
     check_ok(run('test.py', DEMO_VOC, f'{work_dir}/iter_6.pth', '--work-dir', work_dir,
                  cwd=workspace))
     assert set(read_metrics(workspace / work_dir / 'metrics.json')) == VOC_KEYS
+
+
+@pytest.mark.slow
+def test_dist_launchers_run_two_processes_on_the_cpu(workspace):
+    """``--launcher pytorch`` without CUDA: gloo process group, DDP with device_ids=None."""
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'CUDA_VISIBLE_DEVICES': '',
+           'PYTHON': sys.executable, 'PORT': '29517'}
+
+    def dist(script, *args):
+        proc = subprocess.run([os.path.join(TOOLS, script), *args], cwd=workspace, env=env,
+                              capture_output=True, text=True, timeout=600)
+        check_ok(proc)
+        return proc.stdout + proc.stderr
+
+    log = dist('dist_train.sh', *train_args(DEMO_VOC, 'wd_dist', 2)[:1], '2',
+               *train_args(DEMO_VOC, 'wd_dist', 2)[1:])
+    assert "'backend': 'gloo'" in log and 'Distributed training: True' in log
+    assert 'Iter(train) [2/2]' in log
+    checkpoint = workspace / 'wd_dist' / 'iter_2.pth'
+    assert torch_load_trusted(checkpoint)['meta']['iter'] == 2
+    dist('dist_test.sh', DEMO_VOC, str(checkpoint), '2', '--work-dir', 'wd_dist')
+    assert set(read_metrics(workspace / 'wd_dist' / 'metrics.json')) == VOC_KEYS
