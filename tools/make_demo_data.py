@@ -18,7 +18,9 @@ from mmtransfer.data.demo import DemoDataError, is_complete, make_demo_data
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example:\n  python tools/make_demo_data.py --out data/demo --seed 0')
     parser.add_argument('--out', default='data/demo', help='output directory')
     parser.add_argument('--seed', type=int, default=0, help='random seed of the whole tree')
     parser.add_argument('--cls-train-per-class', type=int, default=100)

@@ -260,7 +260,10 @@ def _save_figure(fig: plt.Figure, path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example:\n  python tools/summarize.py work_dirs/demo/det --out '
+               'work_dirs/demo/results --curves')
     parser.add_argument('root', type=Path, help='directory holding <method>/{voc,coco}/')
     parser.add_argument('--out', type=Path, required=True,
                         help='output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png')

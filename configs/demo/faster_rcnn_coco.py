@@ -5,7 +5,7 @@
 _base_ = '../faster_rcnn_coco.py'
 
 # Training length in iterations (batch 2): the one knob that trades CPU time for AP.
-max_iters = 300
+max_iters = 270
 
 data_root = 'data/demo/coco/'
 # Must equal mmtransfer.data.demo.DEMO_CLASSES (tests/detection/test_detection_configs.py).

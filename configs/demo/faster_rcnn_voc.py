@@ -4,7 +4,7 @@
 _base_ = '../faster_rcnn_voc.py'
 
 # Training length in iterations (batch 2): the one knob that trades CPU time for mAP.
-max_iters = 300
+max_iters = 270
 
 data_root = 'data/demo/VOCdevkit/'
 # Must equal mmtransfer.data.demo.DEMO_CLASSES (tests/detection/test_detection_configs.py).

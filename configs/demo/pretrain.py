@@ -3,12 +3,12 @@
 # synthetic shapes, 64x64, 100 train / 20 val images per class) is made by
 # tools/make_demo_data.py.
 # - resnet18 instead of resnet50; m = 32 images per batch, n = 256 mixed embeddings.
-# - AdamW (lr 2e-3, weight decay 0.05) with a short warm-up and a cosine schedule over 20 epochs
-#   (640 steps): a from-scratch network gets only a few hundred steps on a CPU, and SGD at the
+# - AdamW (lr 2e-3, weight decay 0.05) with a short warm-up and a cosine schedule over 17 epochs
+#   (544 steps): a from-scratch network gets only a few hundred steps on a CPU, and SGD at the
 #   paper's lr did not leave chance level within them on this data (measured; see README).
 data_root = 'data/demo/cls'
 image_size = 64
-max_epochs = 20
+max_epochs = 17
 model = dict(arch='resnet18', num_classes=10, mix=dict(n=256))
 train_dataloader = dict(
     batch_size=32, num_workers=2, persistent_workers=False, pin_memory=False,

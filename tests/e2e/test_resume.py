@@ -1,48 +1,14 @@
 """Crash and resume: kill -9 mid-run, resume, and end with the weights of an uninterrupted run."""
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 from tests.conftest import REPO
-
-ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='',
-           PYTHONUNBUFFERED='1')
-
-
-@pytest.fixture(scope='module')
-def tiny_cls(demo_root, tmp_path_factory):
-    root = tmp_path_factory.mktemp('tiny_resume')
-    for split in ('train', 'val'):
-        for cls in ('circle', 'square', 'star'):
-            (root / split / cls).mkdir(parents=True)
-            for image in sorted((demo_root / 'cls' / split / cls).iterdir())[:6]:
-                shutil.copy(image, root / split / cls / image.name)
-    return root
-
-
-def _run_and_kill_after(cmd, marker, timeout=600):
-    """Starts ``cmd``; SIGKILLs it as soon as ``marker`` exists. Returns the return code."""
-    proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return proc.returncode
-
-
-def _run(cmd):
-    proc = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+from tests.e2e.crash import run_and_kill_after, run_ok
 
 
 def _weights(path):
@@ -60,12 +26,12 @@ def test_pretraining_killed_then_resumed_matches_an_uninterrupted_run(tiny_cls, 
                 'optim_wrapper.optimizer.lr=0.01', 'auto_scale_lr.enable=False',
                 'default_hooks.checkpoint.max_keep_ckpts=-1']
 
-    _run(cmd(tmp_path / 'straight'))
+    run_ok(cmd(tmp_path / 'straight'), REPO)
     crashed = tmp_path / 'crashed'
-    code = _run_and_kill_after(cmd(crashed), crashed / 'epoch_1.pth')
+    code = run_and_kill_after(cmd(crashed), REPO, crashed / 'epoch_1.pth')
     assert code == -signal.SIGKILL, 'the run ended before it could be killed'
     assert not (crashed / 'epoch_4.pth').exists()
-    _run(cmd(crashed, '--resume'))
+    run_ok(cmd(crashed, '--resume'), REPO)
 
     expected = _weights(tmp_path / 'straight' / 'epoch_4.pth')
     resumed = _weights(crashed / 'epoch_4.pth')

@@ -12,18 +12,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
 import torchvision
 
 from tests.conftest import REPO
+from tests.e2e.crash import run_and_kill_after, run_ok
 
-ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='',
-           PYTHONUNBUFFERED='1')
 MAX_ITERS = 8
 
 
@@ -48,24 +45,6 @@ def _cmd(work_dir, *extra):
             'train_dataloader.num_workers=0', 'randomness.seed=0']
 
 
-def _run(cmd, cwd) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
-def _run_and_kill_after(cmd, cwd, marker, timeout=600) -> int:
-    """Starts ``cmd``; SIGKILLs it as soon as ``marker`` exists. Returns the return code."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return proc.returncode
-
-
 def _checkpoint(path):
     return torch.load(path, map_location='cpu', weights_only=False)
 
@@ -73,13 +52,13 @@ def _checkpoint(path):
 @pytest.mark.slow
 def test_finetuning_killed_then_resumed_matches_an_uninterrupted_run(workspace):
     straight, crashed = workspace / 'straight', workspace / 'crashed'
-    _run(_cmd(straight), workspace)
+    run_ok(_cmd(straight), workspace)
 
     # mmengine writes `last_checkpoint` (what --resume reads) right after a checkpoint
-    code = _run_and_kill_after(_cmd(crashed), workspace, crashed / 'last_checkpoint')
+    code = run_and_kill_after(_cmd(crashed), workspace, crashed / 'last_checkpoint')
     assert code == -signal.SIGKILL, 'the run ended before it could be killed'
     assert not (crashed / f'iter_{MAX_ITERS}.pth').exists()
-    log = _run(_cmd(crashed, '--resume'), workspace)
+    log = run_ok(_cmd(crashed, '--resume'), workspace)
     resumed_at = int(re.search(r'resumed epoch: \d+, iter: (\d+)', log).group(1))
     assert 0 < resumed_at < MAX_ITERS
     assert f'Iter(train) [{resumed_at + 1}/{MAX_ITERS}]' in log

@@ -1,0 +1,30 @@
+"""Running the CLIs as a user would, and killing them as a crash would."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+# One CPU thread: every step is deterministic, so resumed and uninterrupted runs compare exactly.
+ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='',
+           PYTHONUNBUFFERED='1')
+
+
+def run_ok(cmd, cwd) -> str:
+    """Runs ``cmd`` to completion; it must succeed. Returns its output."""
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def run_and_kill_after(cmd, cwd, marker, timeout=600) -> int:
+    """Starts ``cmd``; SIGKILLs it as soon as ``marker`` exists. Returns the return code."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc.returncode
