@@ -57,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Benchmark MultiMix mixing + loss paths.',
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog='example:\n  python benchmarks/bench_mixing.py --device cpu --repeats 3 --json mix.json')
+        epilog='example:\n  python benchmarks/bench_mixing.py --device cpu --repeats 3 '
+               '--json mix.json')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--m', type=int, default=128, help='batch size (examples mixed)')
     parser.add_argument('--n', type=int, default=1000, help='interpolated points')
