@@ -1,6 +1,7 @@
 """Crash and resume: kill -9 mid-run, resume, and end with the weights of an uninterrupted run."""
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 
@@ -9,6 +10,18 @@ import torch
 
 from tests.conftest import REPO
 from tests.e2e.crash import run_and_kill_after, run_ok
+
+
+@pytest.fixture(scope='module')
+def tiny_cls(demo_root, tmp_path_factory):
+    """Three demo classes, six images each: four short epochs."""
+    root = tmp_path_factory.mktemp('tiny_resume')
+    for split in ('train', 'val'):
+        for cls in ('circle', 'square', 'star'):
+            (root / split / cls).mkdir(parents=True)
+            for image in sorted((demo_root / 'cls' / split / cls).iterdir())[:6]:
+                shutil.copy(image, root / split / cls / image.name)
+    return root
 
 
 def _weights(path):
