@@ -118,13 +118,17 @@ class MixPretrainer(BaseModel):
         """Block-4 embedding ``[m, d, h, w]`` -> logits ``[m, c]``, or ``[m, c, r]`` when dense."""
         if not self.mix.dense:
             return net.head(z.mean((2, 3)))
+        return net.head(self._dense_grid(z).flatten(2))
+
+    def _dense_grid(self, z: Tensor) -> Tensor:
+        """The embedding on the dense grid: native, or average-pooled to ``dense_resolution``."""
         res = self.mix.dense_resolution
-        if res is not None:
-            if res > min(z.shape[-2:]):
-                raise ValueError(f'mix.dense_resolution={res} is larger than the feature map '
-                                 f'{tuple(z.shape[-2:])}')
-            z = F.adaptive_avg_pool2d(z, res)
-        return net.head(z.flatten(2))
+        if res is None:
+            return z
+        if res > min(z.shape[-2:]):
+            raise ValueError(f'mix.dense_resolution={res} is larger than the feature map '
+                             f'{tuple(z.shape[-2:])}')
+        return F.adaptive_avg_pool2d(z, res)
 
     def _multimix(self, x: Tensor, labels: Tensor) -> MixedBatch:
         """MultiMix (eq. 6-7) or dense MultiMix (eq. 11-14) of the whole mini-batch into n."""
@@ -139,10 +143,8 @@ class MixPretrainer(BaseModel):
                 logits_mix = net.head(net.encoder(h, cfg.block).mean((2, 3)))
             loss = mixing.mixed_label_cross_entropy(logits_mix, labels, lam)
             return MixedBatch(logits_mix, loss, lambda t: mixing.mix(t, lam))
-        z = net.encoder(x)                                                           # [m, d, h, w]
-        logits = self._logits(net, z)                                                # [m, c, r]
-        if cfg.dense_resolution is not None:
-            z = F.adaptive_avg_pool2d(z, cfg.dense_resolution)
+        z = self._dense_grid(net.encoder(x))                                         # [m, d, h, w]
+        logits = net.head(z.flatten(2))                                              # [m, c, r]
         with _autocast_off(x.device):  # eq. 10-13 in float32 (or wider) under mixed precision
             z = z.flatten(2).to(torch.promote_types(z.dtype, torch.float32))         # [m, d, r]
             onehot = (F.one_hot(labels, self.num_classes).to(z.dtype)
