@@ -24,3 +24,12 @@ def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp('demo') / 'demo'
     make_demo_data(root, seed=0, **SMALL_DEMO)
     return root
+
+
+def save_resnet18_backbone(path) -> None:
+    """A randomly initialised torchvision resnet18 as an exported backbone (no ``fc.*``)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    state = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save({k: v for k, v in state.items() if not k.startswith('fc.')}, path)

@@ -17,6 +17,7 @@ import torchvision
 
 from mmtransfer.compat import torch_load_trusted
 from mmtransfer.detection import BackboneLoadError
+from tests.conftest import save_resnet18_backbone
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(REPO, 'tools')
@@ -47,9 +48,7 @@ def workspace(demo_root, tmp_path_factory):
     root = tmp_path_factory.mktemp('det_workspace')
     (root / 'data').mkdir()
     (root / 'data' / 'demo').symlink_to(demo_root)
-    torch.manual_seed(0)
-    state = torchvision.models.resnet18(weights=None).state_dict()
-    torch.save({k: v for k, v in state.items() if not k.startswith('fc.')}, root / 'r18.pth')
+    save_resnet18_backbone(root / 'r18.pth')
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), root / 'r34.pth')
     return root
 

@@ -28,3 +28,17 @@ def run_and_kill_after(cmd, cwd, marker, timeout=600) -> int:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return proc.returncode
+
+
+def run_fails(cmd, cwd, *needles, env=None) -> str:
+    """Runs ``cmd``; it must exit 2 with exactly one stderr line ``error: ...`` (no traceback)
+    containing every needle. Returns that line."""
+    proc = subprocess.run(cmd, cwd=cwd, env=env or ENV, capture_output=True, text=True,
+                          timeout=600)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, err[-3000:]
+    assert len(err.splitlines()) == 1 and err.startswith('error: '), err
+    assert 'Traceback' not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err

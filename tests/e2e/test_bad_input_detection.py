@@ -12,7 +12,8 @@ import pytest
 import torch
 import torchvision
 
-from tests.conftest import REPO
+from tests.conftest import REPO, save_resnet18_backbone
+from tests.e2e.crash import run_fails
 
 ENV = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
 DEMO_VOC = os.path.join(REPO, 'configs', 'demo', 'faster_rcnn_voc.py')
@@ -25,21 +26,14 @@ def workspace(demo_root, tmp_path):
     """A writable copy of the demo's detection trees under ``data/demo``, and backbone files."""
     for tree in ('VOCdevkit', 'coco'):
         shutil.copytree(demo_root / tree, tmp_path / 'data' / 'demo' / tree)
-    state = torchvision.models.resnet18(weights=None).state_dict()
-    torch.save({k: v for k, v in state.items() if not k.startswith('fc.')}, tmp_path / 'r18.pth')
+    save_resnet18_backbone(tmp_path / 'r18.pth')
     return tmp_path
 
 
 def _fails(argv, cwd, *needles, tool='train.py'):
     """Runs tools/<tool> as a user would; it must exit 2 with one line ``error: ...``."""
-    proc = subprocess.run([sys.executable, os.path.join(REPO, 'tools', tool), *argv], cwd=cwd,
-                          env=ENV, capture_output=True, text=True, timeout=600)
-    err = proc.stderr.strip()
-    assert proc.returncode == 2, err[-3000:]
-    assert len(err.splitlines()) == 1 and err.startswith('error: '), err
-    assert 'Traceback' not in err
-    for needle in needles:
-        assert needle in err, (needle, err)
+    err = run_fails([sys.executable, os.path.join(REPO, 'tools', tool), *argv], cwd, *needles,
+                    env=ENV)
     assert not list(cwd.glob('wd/iter_*.pth'))
     return err
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
 import torch
 
 from tests.conftest import REPO
+from tests.e2e.crash import run_fails
 
 ENV = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='2')
 
@@ -31,15 +31,7 @@ def two_classes(demo_root, tmp_path):
 
 def _fails(argv, capsys, *needles):
     """Runs pretrain/train.py as a user would; it must exit 2 with one line on stderr."""
-    proc = subprocess.run([sys.executable, 'pretrain/train.py', *argv], cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=600)
-    err = proc.stderr.strip()
-    assert proc.returncode == 2, err[-2000:]
-    assert len(err.splitlines()) == 1 and err.startswith('error: '), err
-    assert 'Traceback' not in err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err
+    return run_fails([sys.executable, 'pretrain/train.py', *argv], REPO, *needles, env=ENV)
 
 
 def test_unknown_method(capsys):

@@ -16,9 +16,8 @@ import sys
 
 import pytest
 import torch
-import torchvision
 
-from tests.conftest import REPO
+from tests.conftest import REPO, save_resnet18_backbone
 from tests.e2e.crash import run_and_kill_after, run_ok
 
 MAX_ITERS = 8
@@ -30,9 +29,7 @@ def workspace(demo_root, tmp_path_factory):
     root = tmp_path_factory.mktemp('det_resume')
     (root / 'data').mkdir()
     (root / 'data' / 'demo').symlink_to(demo_root)
-    torch.manual_seed(0)
-    state = torchvision.models.resnet18(weights=None).state_dict()
-    torch.save({k: v for k, v in state.items() if not k.startswith('fc.')}, root / 'r18.pth')
+    save_resnet18_backbone(root / 'r18.pth')
     return root
 
 
