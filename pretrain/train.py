@@ -46,6 +46,9 @@ def parse_args(argv):
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or from the work dir\'s last checkpoint')
     parser.add_argument('--amp', action='store_true', help='mixed precision (CUDA only)')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr linearly with the global batch from the paper\'s '
+                             '0.1 at 4096 images (ours, not the paper\'s; default: lr 0.1)')
     parser.add_argument('--seed', type=int, help='random seed (default: the config\'s, 0)')
     parser.add_argument('--tensorboard', action='store_true', help='also log TensorBoard scalars')
     add_common_args(parser)
@@ -106,6 +109,8 @@ def build_config(args):
             raise ValueError('--amp needs a CUDA device')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
     if args.seed is not None:
         cfg.randomness.seed = args.seed
     if args.tensorboard:

@@ -1,7 +1,10 @@
 # ResNet-50 on ImageNet, the paper's recipe (MultiMix, NeurIPS 2023, sec. 4 / appendix):
-# SGD, momentum 0.9, weight decay 1e-4, lr 0.1 per 256 images (scaled linearly with the global
-# batch by auto_scale_lr), 300 epochs, lr x0.1 at epochs 100 and 200, batch 128 per device.
-# One config per method inherits this file and states only its method.
+# SGD, momentum 0.9, weight decay 1e-4, initial lr 0.1 as the appendix states it (its run: 32 GPUs
+# x m = 128), 300 epochs, lr x0.1 at epochs 100 and 200, m = 128 and n = 1000 per device.
+# The lr is NOT scaled with the number of GPUs by default; `--auto-scale-lr` (ours, not the
+# paper's) scales it linearly from the paper's global batch of 32 x 128 = 4096 images.
+# README, "Fidelity to the paper", lists every setting. One config per method inherits this file
+# and states only its method.
 custom_imports = dict(
     imports=['mmtransfer.data', 'mmtransfer.models', 'mmtransfer.engine'],
     allow_failed_imports=False)
@@ -16,6 +19,7 @@ model = dict(
     type='MixPretrainer',
     arch='resnet50',
     num_classes=1000,
+    last_stride=2,                 # 1: stride-1 last block, a 2x finer dense grid (ablation)
     data_preprocessor=dict(type='MultiViewDataPreprocessor', channels_last=False),
     # Every option of mmtransfer.models.MixConfig; the values are the paper's defaults.
     mix=dict(
@@ -28,7 +32,11 @@ model = dict(
         manifold_blocks=(0, 1, 2),
         attention_u='gap',         # dense: u = GAP of the embedding
         attention_h='relu_l1',     # dense: h = ReLU then l1 normalisation
-        dense_resolution=None,     # dense: native grid (7x7 at 224 px)
+        dense_resolution=None,     # dense: native grid (7x7 at 224 px) ...
+        dense_pool=None,           # ... or k x k average pooling, stride k: 7 -> 4 (k=2), 2 (k=4)
+        detach_attention=False,    # dense: gradient flows through the attention (ours)
+        teacher_attention='own',   # dense distillation: the teacher's attention on its own view
+        pairwise_dense_loss=None,  # None: pooled loss on the mixup half of dense methods
         gamma=0.5,                 # distillation: gamma * H(Y~, P~) + (1 - gamma) * H(P~', P~)
         ema_momentum=0.001,        # teacher <- 0.999 teacher + 0.001 student (not in the paper)
     ))
@@ -58,7 +66,8 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4))
-auto_scale_lr = dict(enable=True, base_batch_size=256)  # lr 0.1 per 256 images
+# Off: lr 0.1 whatever the GPU count (the paper). On (--auto-scale-lr): 0.1 x global batch / 4096.
+auto_scale_lr = dict(enable=False, base_batch_size=4096)
 param_scheduler = dict(type='MultiStepLR', by_epoch=True, milestones=[100, 200], gamma=0.1)
 train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
 val_cfg = dict()

@@ -15,7 +15,13 @@ Dense MultiMix (eq. 10-14)::
     w, s = dense_mixing_weights(lam, attn)             # [r, m, n], [n, r]
     loss = dense_label_cross_entropy(dense_mix(head(z), w), labels, w, s)
 """
-from .dense import dense_mix, dense_mixing_weights, dense_multimix, spatial_attention
+from .dense import (
+    dense_mix,
+    dense_mixing_weights,
+    dense_multimix,
+    pool_positions,
+    spatial_attention,
+)
 from .losses import (
     dense_cross_entropy,
     dense_label_cross_entropy,
@@ -23,14 +29,14 @@ from .losses import (
     soft_cross_entropy,
 )
 from .multimix import mix, multimix
-from .pairwise import cutmix, pair_mixup
+from .pairwise import box_lambda, cutmix, pair_mix, pair_mixup, paste_box, sample_cutmix_box
 from .sampling import sample_lambda, sample_lambda_dense, sample_pair_lambda
 
 __all__ = [
     'sample_lambda', 'sample_lambda_dense', 'sample_pair_lambda',
     'mix', 'multimix',
-    'spatial_attention', 'dense_mixing_weights', 'dense_mix', 'dense_multimix',
+    'spatial_attention', 'dense_mixing_weights', 'dense_mix', 'dense_multimix', 'pool_positions',
     'soft_cross_entropy', 'mixed_label_cross_entropy', 'dense_cross_entropy',
     'dense_label_cross_entropy',
-    'pair_mixup', 'cutmix',
+    'pair_mix', 'pair_mixup', 'sample_cutmix_box', 'paste_box', 'box_lambda', 'cutmix',
 ]

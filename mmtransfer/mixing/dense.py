@@ -17,7 +17,8 @@ from torch import Tensor
 
 from ._utils import check_shape, upcast
 
-__all__ = ['spatial_attention', 'dense_mixing_weights', 'dense_mix', 'dense_multimix']
+__all__ = ['spatial_attention', 'dense_mixing_weights', 'dense_mix', 'dense_multimix',
+           'pool_positions']
 
 _QUERIES = ('gap', 'cam', 'none')
 _NORMALISERS = ('relu_l1', 'softmax')
@@ -134,3 +135,31 @@ def dense_multimix(z: Tensor, y: Tensor, lam: Tensor,
     w, s = dense_mixing_weights(lam, attn)
     y_maps = y.unsqueeze(-1).expand(*y.shape, z.shape[2])                  # [m, c, r]
     return dense_mix(z, w), dense_mix(y_maps, w), s
+
+
+def pool_positions(x: Tensor, grid: tuple[int, int], size: tuple[int, int], dim: int) -> Tensor:
+    """Average a position axis ``r = h * w`` (row-major ``grid``) down to a coarser ``size``.
+
+    Used when dense MultiMix mixes at an earlier block than the loss is computed on: the mixing
+    weights ``w [r, m, n]`` (``dim=0``) and ``s [n, r]`` (``dim=1``) of the finer grid become
+    those of the loss grid by averaging each cell's positions (adaptive average pooling: exact
+    ``k x k`` windows when the sides divide, as between ResNet stages). Averaging keeps every
+    column of ``w`` on the simplex, and the averaged targets are those of the averaged weights.
+
+    Args:
+        x: a tensor whose axis ``dim`` has ``grid[0] * grid[1]`` positions.
+        grid: ``(h, w)`` of that axis.
+        size: ``(h', w')`` of the result.
+        dim: the position axis.
+
+    Returns:
+        ``x`` with axis ``dim`` of length ``h' * w'``.
+    """
+    h, w = grid
+    if x.shape[dim] != h * w:
+        raise ValueError(f'x has {x.shape[dim]} positions on axis {dim}, grid {grid} needs {h * w}')
+    moved = x.movedim(dim, -1)                                             # [..., r]
+    lead = moved.shape[:-1]
+    maps = moved.reshape(-1, h, w)                                         # [B, h, w]
+    pooled = torch.nn.functional.adaptive_avg_pool2d(maps, size)           # [B, h', w']
+    return pooled.reshape(*lead, size[0] * size[1]).movedim(-1, dim)

@@ -21,14 +21,24 @@ class ResNetEncoder(nn.Module):
     Args:
         arch: a torchvision ResNet name (``resnet18``, ``resnet50``, ...).
         zero_init_residual: zero the last BN of each residual branch (torchvision option).
+        last_stride: stride of the last block (``layer4``): 2 as in ResNet, or 1, which doubles
+            the side of the embedding grid without dilation (the paper's 8x8 dense grid from a
+            4x4 one; 14x14 instead of 7x7 at 224 px). The weights are the same either way.
     """
 
-    def __init__(self, arch: str = 'resnet50', zero_init_residual: bool = False):
+    def __init__(self, arch: str = 'resnet50', zero_init_residual: bool = False,
+                 last_stride: int = 2):
         super().__init__()
         if not arch.startswith('resnet') or not hasattr(torchvision.models, arch):
             raise ValueError(f'arch: unknown torchvision ResNet {arch!r}')
+        if last_stride not in (1, 2):
+            raise ValueError(f'last_stride must be 1 or 2, got {last_stride!r}')
         net = getattr(torchvision.models, arch)(weights=None,
                                                 zero_init_residual=zero_init_residual)
+        if last_stride == 1:  # the strided 3x3 (or 1x1 downsample) convs of layer4's first block
+            for conv in net.layer4[0].modules():
+                if isinstance(conv, nn.Conv2d) and conv.stride == (2, 2):
+                    conv.stride = (1, 1)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = (
             net.layer1, net.layer2, net.layer3, net.layer4)

@@ -2,6 +2,7 @@
 
 A method is a preset of three switches; the switches can also be set by hand on any method
 (e.g. ``method='mixup', dense=True`` is the paper's Table 9 "Mixup + dense loss").
+With distillation, the teacher's view is mixed exactly as the student's: same draw, same block.
 
     method          mixing per mini-batch                      dense  distill
     baseline        none                                       no     no
@@ -9,7 +10,7 @@ A method is a preset of three switches; the switches can also be set by hand on 
     cutmix          CutMix                                     no     no
     manifold_mixup  mixup at a random block in {0, 1, 2}       no     no
     multimix        MultiMix with prob p, else input mixup     no     no
-    dense           dense MultiMix with prob p, else mixup     yes    no
+    dense           dense MultiMix with prob p, else mixup     yes    no   (mixup half: pooled loss)
     distill         MultiMix with prob p, else mixup           no     yes
     dense_distill   dense MultiMix with prob p, else mixup     yes    yes
 """
@@ -29,6 +30,7 @@ METHODS = {
 }
 ATTENTION_U = ('gap', 'cam', 'none')
 ATTENTION_H = ('relu_l1', 'softmax')
+TEACHER_ATTENTION = ('own', 'student')
 
 
 class MixConfigError(ValueError):
@@ -45,13 +47,32 @@ class MixConfig:
         alpha: Dirichlet concentration: a ``(lo, hi)`` range, ``alpha_k ~ U[lo, hi]`` drawn per
             column (paper: (0.5, 2.0)), or one float for a fixed alpha.
         prob: probability of a MultiMix batch; the others use input mixup (paper: 0.5).
-        block: interpolation block for MultiMix, 0 (input) .. 4 (last block, the paper's choice).
+        block: interpolation block for MultiMix, 0 (input) .. 4 (last block, the paper's choice);
+            dense MultiMix takes 1 .. 4 (Fig. 3a): below 4 the feature maps are mixed per
+            position at that block, the rest of the network runs on the n mixtures, and the
+            weights are averaged down to the embedding grid for the loss.
         pair_alpha: ``lambda ~ Beta(pair_alpha, pair_alpha)`` for mixup / CutMix / manifold mixup.
         manifold_blocks: blocks manifold mixup draws from uniformly (Verma et al.: 0, 1, 2).
         attention_u, attention_h: dense MultiMix's spatial attention (eq. 10): u in
             ``gap | cam | none``, h in ``relu_l1 | softmax`` (paper: gap, relu_l1).
-        dense_resolution: side of the dense grid, ``None`` = the native feature map (7 at 224 px);
-            smaller values average-pool the embedding first.
+        dense_resolution: side of the dense grid by adaptive average pooling of the embedding
+            (ours: overlapping windows when the side does not divide, 7 -> 4 or 2); ``None`` =
+            the native feature map (7 at 224 px).
+        dense_pool: kernel ``k`` of a non-overlapping ``k x k`` average pooling (stride ``k``,
+            the last window clipped) of the embedding for a coarser dense grid: 7 -> 4 (k = 2),
+            7 -> 2 (k = 4), as the paper describes; ``None`` = no pooling. Not with
+            ``dense_resolution``.
+        detach_attention: stop the gradient through the attention ``a`` (eq. 10). The paper does
+            not say; ``False`` (ours) lets it flow, which at random init carries about a quarter
+            of the gradient norm with respect to the embedding (issue 8's measurement).
+        teacher_attention: dense distillation: ``'own'`` (the paper) mixes the teacher's
+            logits with weights built from the teacher's attention on its own embedding and the
+            same Lambda; ``'student'`` reuses the student's weights (the pre-fidelity behaviour,
+            kept as an ablation).
+        pairwise_dense_loss: dense loss on the pairwise (input mixup, CutMix, manifold mixup,
+            none) batches. ``None`` = the paper: on for the pairwise methods with ``dense=True``
+            (Table 9, "Mixup + dense loss"), off for the input-mixup half of ``dense`` and
+            ``dense_distill``, which use the ordinary pooled mixup loss.
         gamma: weight of the label term, ``gamma * H(Y~, P~) + (1 - gamma) * H(P~', P~)`` (0.5).
         ema_momentum: teacher update ``t <- (1 - mu) t + mu s`` (mmengine convention); the paper
             does not state it, we use 0.001 (decay 0.999).
@@ -68,6 +89,10 @@ class MixConfig:
     attention_u: str = 'gap'
     attention_h: str = 'relu_l1'
     dense_resolution: int | None = None
+    dense_pool: int | None = None
+    detach_attention: bool = False
+    teacher_attention: str = 'own'
+    pairwise_dense_loss: bool | None = None
     gamma: float = 0.5
     ema_momentum: float = 0.001
     dense: bool | None = None
@@ -81,6 +106,9 @@ class MixConfig:
         self.mixing, dense, distill = METHODS[self.method]
         self.dense = dense if self.dense is None else bool(self.dense)
         self.distill = distill if self.distill is None else bool(self.distill)
+        if self.pairwise_dense_loss is None:
+            self.pairwise_dense_loss = self.dense and self.mixing != 'multimix'
+        self.pairwise_dense_loss = bool(self.pairwise_dense_loss)
         if isinstance(self.alpha, (list, tuple)):
             if len(self.alpha) != 2:
                 raise MixConfigError(f'mix.alpha: expected a float or (lo, hi), got {self.alpha}')
@@ -105,12 +133,21 @@ class MixConfig:
              f'mix.attention_h must be one of {ATTENTION_H}, got {self.attention_h!r}'),
             (self.dense_resolution is None or self.dense_resolution >= 1,
              f'mix.dense_resolution must be >= 1 or None, got {self.dense_resolution}'),
+            (self.dense_pool is None or self.dense_pool >= 1,
+             f'mix.dense_pool must be a kernel size >= 1 or None, got {self.dense_pool}'),
+            (self.dense_pool is None or self.dense_resolution is None,
+             'mix.dense_pool and mix.dense_resolution both set: choose one grid'),
+            (self.teacher_attention in TEACHER_ATTENTION,
+             f'mix.teacher_attention must be one of {TEACHER_ATTENTION}, '
+             f'got {self.teacher_attention!r}'),
             (0.0 <= self.gamma <= 1.0, f'mix.gamma must be in [0, 1], got {self.gamma}'),
             (0.0 < self.ema_momentum < 1.0,
              f'mix.ema_momentum must be in (0, 1), got {self.ema_momentum}'),
-            (not (self.dense and self.mixing == 'multimix' and self.block != 4),
-             f'mix.block must be 4 for dense MultiMix (it mixes the last embedding), '
-             f'got {self.block}'),
+            (not (self.dense and self.mixing == 'multimix' and self.block == 0),
+             'mix.block must be in 1..4 for dense MultiMix (it mixes feature maps), got 0'),
+            (not (self.dense and self.block < 4 and self.attention_u == 'cam'),
+             f"mix.attention_u='cam' needs block 4 (the classifier reads the embedding), "
+             f'got block {self.block}'),
         ]
         for ok, message in checks:
             if not ok:

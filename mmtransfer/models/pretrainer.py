@@ -1,16 +1,20 @@
 """The one mmengine model of pretraining: picks the mixing per mini-batch, calls mixing/.
 
-Every method is computed on the *logits*: the classifier is linear and each column of Lambda
-sums to 1, so ``head(Z Lambda) = head(Z) Lambda`` (eq. 6 moved past the head). MultiMix then
-costs an ``[m, c] -> [n, c]`` matmul instead of running the head on n embeddings, and the
-loss with one-hot targets only needs the log-probabilities at the m labels
+Each mini-batch draws its mixing once (:class:`MixDraw`: MultiMix's Lambda, or a pairwise
+lambda, permutation, CutMix box and block) and :meth:`MixPretrainer._forward_mixed` applies it to
+a network and a view: the student on view 1 and, with distillation, the EMA teacher on view 2,
+so the teacher mixes exactly as the student does (paper sec. 4.4 and appendix).
+
+MultiMix at the last block is computed on the *logits*: the classifier is linear and each column
+of Lambda sums to 1, so ``head(Z Lambda) = head(Z) Lambda`` (eq. 6 moved past the head). It then
+costs an ``[m, c] -> [n, c]`` matmul instead of running the head on n embeddings, and the loss
+with one-hot targets only needs the log-probabilities at the m labels
 (:func:`~mmtransfer.mixing.mixed_label_cross_entropy`); the reference functions of
 :mod:`mmtransfer.mixing` are the ground truth this path is tested against.
 """
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -33,22 +37,52 @@ def _autocast_off(device: torch.device):
 
 
 @dataclass
-class MixedBatch:
-    """What a mixing step produced: the student's mixed logits ``[n, c]`` / ``[n, c, r]``, its
-    label loss, how to mix the teacher's logits with the same weights, and the dense weights s."""
+class MixDraw:
+    """The random draws of one mini-batch, applied alike to the student's view and, with
+    distillation, to the teacher's (paper sec. 4.4: "we interpolate at the same layer for both
+    the teacher and the student").
+
+    Attributes:
+        kind: ``'none' | 'mixup' | 'cutmix' | 'manifold_mixup' | 'multimix'``.
+        block: where the mixing happens, 0 (the input) .. 4 (the embedding).
+        pair_lam: pairwise lambda (CutMix: the kept fraction of the clipped box).
+        index: ``[m]`` partner of each example (pairwise).
+        box: CutMix's ``(y1, y2, x1, x2)``.
+        lam: MultiMix's ``Lambda``, ``[m, n]`` or ``[r, m, n]`` when dense; drawn at its first
+            use, when the grid size ``r`` is known, and reused for the teacher.
+    """
+
+    kind: str
+    block: int = 0
+    pair_lam: float = 1.0
+    index: Tensor | None = None
+    box: tuple[int, int, int, int] | None = None
+    lam: Tensor | None = None
+
+
+@dataclass
+class Mixed:
+    """One network's output on one view under a draw.
+
+    Attributes:
+        logits: mixed logits, ``[n, c]`` or ``[n, c, r]`` (dense loss).
+        w, s: dense MultiMix's renormalised weights ``[r, m, n]`` and column sums ``[n, r]``
+            on the loss grid (eq. 11-14).
+        mix_w: the weights applied at the mixing block (``w`` itself at block 4).
+    """
 
     logits: Tensor
-    loss: Tensor
-    mix_like: Callable[[Tensor], Tensor]
+    w: Tensor | None = None
     s: Tensor | None = None
+    mix_w: Tensor | None = None
 
 
 class Classifier(nn.Module):
     """``encoder`` (ResNet up to block 4) + global average pooling + linear ``head``."""
 
-    def __init__(self, arch: str, num_classes: int):
+    def __init__(self, arch: str, num_classes: int, last_stride: int = 2):
         super().__init__()
-        self.encoder = ResNetEncoder(arch)
+        self.encoder = ResNetEncoder(arch, last_stride=last_stride)
         self.head = LinearHead(self.encoder.out_channels, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -68,15 +102,18 @@ class MixPretrainer(BaseModel):
         arch: torchvision ResNet name.
         num_classes: c.
         mix: options of :class:`~mmtransfer.models.mix_config.MixConfig` (method included).
+        last_stride: stride of the last ResNet block; 1 doubles the dense grid (the paper's
+            8x8 ablation), see :class:`~mmtransfer.models.encoder.ResNetEncoder`.
     """
 
     def __init__(self, arch: str = 'resnet50', num_classes: int = 1000, mix: dict | None = None,
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None):
+                 last_stride: int = 2, data_preprocessor: dict | None = None,
+                 init_cfg: dict | None = None):
         super().__init__(data_preprocessor=data_preprocessor or MultiViewDataPreprocessor(),
                          init_cfg=init_cfg)
         self.mix = MixConfig.from_dict(mix)
         self.num_classes = num_classes
-        self.student = Classifier(arch, num_classes)
+        self.student = Classifier(arch, num_classes, last_stride)
         self.teacher = EMATeacher(self.student, self.mix.ema_momentum) if self.mix.distill else None
 
     # ------------------------------------------------------------------ interface
@@ -96,93 +133,156 @@ class MixPretrainer(BaseModel):
 
     # ------------------------------------------------------------------ the loss
     def loss(self, inputs: Tensor, labels: Tensor, inputs2: Tensor | None = None) -> dict:
+        """``H(Y~, P~)``, and with distillation ``gamma H(Y~, P~) + (1 - gamma) H(P~', P~)``
+        where ``P~'`` is the teacher's prediction on the second view, mixed with the same draw
+        at the same block (sec. 3.4, 4.4)."""
         cfg = self.mix
         if cfg.distill and inputs2 is None:
             raise ValueError('distillation needs a second view: set the dataset num_views=2')
+        draw = self._draw(inputs)
+        student = self._forward_mixed(self.student, inputs, labels, draw)
+        loss_cls = self._label_loss(student, labels, draw)
+        if not cfg.distill:
+            return dict(loss_cls=loss_cls)
+        with torch.no_grad():  # stop-gradient: the teacher's own view, the same draw
+            shared_w = student.mix_w if cfg.teacher_attention == 'student' else None
+            teacher = self._forward_mixed(self.teacher.module, inputs2, labels, draw, shared_w)
+            with _autocast_off(inputs2.device):  # softmax the target in float32
+                target = teacher.logits.float().softmax(dim=1)
+        loss_distill = self._soft_loss(student.logits, target, student.s)
+        return dict(loss_cls=cfg.gamma * loss_cls, loss_distill=(1 - cfg.gamma) * loss_distill)
+
+    def _draw(self, x: Tensor) -> MixDraw:
+        """This mini-batch's mixing: MultiMix with probability ``prob``, else input mixup
+        (the paper), or the method's pairwise mixing; its lambda, partners, box and block."""
+        cfg = self.mix
         kind = cfg.mixing
         if kind == 'multimix' and random.random() >= cfg.prob:
-            kind = 'mixup'  # the paper: MultiMix with probability p, input mixup otherwise
-        mixed = self._multimix(inputs, labels) if kind == 'multimix' else \
-            self._pairwise(kind, inputs, labels)
-        if not cfg.distill:
-            return dict(loss_cls=mixed.loss)
-        with torch.no_grad():  # stop-gradient: the teacher sees the second view, mixed alike
-            teacher = self.teacher.module
-            teacher_logits = self._logits(teacher, teacher.encoder(inputs2))  # autocast dtype
-            with _autocast_off(inputs2.device):  # mix and softmax the target in float32
-                target = mixed.mix_like(teacher_logits.float()).softmax(dim=1)
-        loss_distill = self._soft_loss(mixed.logits, target, mixed.s)
-        return dict(loss_cls=cfg.gamma * mixed.loss, loss_distill=(1 - cfg.gamma) * loss_distill)
+            kind = 'mixup'
+        if kind in ('none', 'multimix'):
+            return MixDraw(kind, block=cfg.block if kind == 'multimix' else 0)
+        lam = mixing.sample_pair_lambda(cfg.pair_alpha)
+        index = torch.randperm(x.shape[0], device=x.device)
+        if kind == 'mixup':
+            return MixDraw(kind, 0, lam, index)
+        if kind == 'cutmix':
+            height, width = x.shape[-2:]
+            box = mixing.sample_cutmix_box(height, width, lam)
+            return MixDraw(kind, 0, mixing.box_lambda(box, height, width), index, box)
+        if kind == 'manifold_mixup':
+            return MixDraw(kind, random.choice(cfg.manifold_blocks), lam, index)
+        raise ValueError(f'unknown mixing {kind!r}')
 
-    def _logits(self, net: Classifier, z: Tensor) -> Tensor:
-        """Block-4 embedding ``[m, d, h, w]`` -> logits ``[m, c]``, or ``[m, c, r]`` when dense."""
-        if not self.mix.dense:
+    def _forward_mixed(self, net: Classifier, x: Tensor, labels: Tensor, draw: MixDraw,
+                       shared_w: Tensor | None = None) -> Mixed:
+        """Run ``net`` on ``x`` [m, 3, H, W] with ``draw``'s mixing applied at its block."""
+        if draw.kind == 'multimix':
+            if self.mix.dense:
+                return self._dense_multimix(net, x, labels, draw, shared_w)
+            return self._multimix(net, x, draw)
+        if draw.kind == 'mixup':
+            x = mixing.pair_mix(x, draw.pair_lam, draw.index)
+        elif draw.kind == 'cutmix':
+            x = mixing.paste_box(x, draw.index, draw.box)
+        h = net.encoder(x, 0, draw.block)
+        if draw.kind == 'manifold_mixup':
+            h = mixing.pair_mix(h, draw.pair_lam, draw.index)
+        return Mixed(self._logits(net, net.encoder(h, draw.block), self.mix.pairwise_dense_loss))
+
+    def _lambda(self, draw: MixDraw, m: int, r: int | None, device: torch.device) -> Tensor:
+        """The draw's Lambda, ``[m, n]`` (``r=None``) or ``[r, m, n]``, sampled at first use."""
+        if draw.lam is None:
+            cfg = self.mix
+            draw.lam = (mixing.sample_lambda(m, cfg.n, cfg.alpha, device=device) if r is None
+                        else mixing.sample_lambda_dense(m, cfg.n, r, cfg.alpha, device=device))
+        return draw.lam
+
+    def _multimix(self, net: Classifier, x: Tensor, draw: MixDraw) -> Mixed:
+        """MultiMix, eq. 6-7: ``Z~ = Z Lambda`` at ``draw.block``, the rest of the network on the
+        n mixtures. At block 4 on the logits: ``head(Z Lambda) = head(Z) Lambda``."""
+        h = net.encoder(x, 0, draw.block)
+        lam = self._lambda(draw, x.shape[0], None, x.device)                    # [m, n]
+        if draw.block == NUM_BLOCKS:
+            logits = net.head(h.mean((2, 3)))                                    # [m, c]
+            with _autocast_off(x.device):  # mixed logits (and so targets) in float32
+                return Mixed(mixing.mix(logits.float(), lam.float()))
+        z = net.encoder(mixing.mix(h, lam), draw.block)
+        return Mixed(net.head(z.mean((2, 3))))
+
+    def _dense_multimix(self, net: Classifier, x: Tensor, labels: Tensor, draw: MixDraw,
+                        shared_w: Tensor | None = None) -> Mixed:
+        """Dense MultiMix, eq. 10-14, at ``draw.block`` (1..4) with ``net``'s own attention on
+        its own feature maps (or ``shared_w``, weights already built from another network's)."""
+        block = draw.block
+        h = net.encoder(x, 0, block)
+        if block == NUM_BLOCKS:
+            h = self._dense_grid(h)
+        grid = tuple(h.shape[-2:])
+        w, s = (shared_w, None) if shared_w is not None else self._dense_weights(net, h, labels,
+                                                                                  draw)
+        if block == NUM_BLOCKS:
+            logits = net.head(h.flatten(2))                                        # [m, c, r]
+            with _autocast_off(x.device):  # mixed logits (and so targets) in float32
+                return Mixed(mixing.dense_mix(logits.float(), w.float()), w, s, w)
+        # An earlier block: mix the maps per position, run the rest of the network on the n
+        # mixtures, and average the weights down to the embedding grid for the loss.
+        h_mix = mixing.dense_mix(h.flatten(2), w.to(h.dtype)).reshape(w.shape[-1], -1, *grid)
+        z = self._dense_grid(net.encoder(h_mix, block))                            # [n, d, h', w']
+        out = tuple(z.shape[-2:])
+        w_out = mixing.pool_positions(w, grid, out, dim=0)
+        s_out = None if s is None else mixing.pool_positions(s, grid, out, dim=1)
+        return Mixed(net.head(z.flatten(2)), w_out, s_out, w)
+
+    def _dense_weights(self, net: Classifier, h: Tensor, labels: Tensor,
+                       draw: MixDraw) -> tuple[Tensor, Tensor]:
+        """Eq. 10-13 on ``net``'s own maps ``h [m, d, h, w]``: attention ``a [m, r]``, then the
+        renormalised ``M^_j`` and ``s`` for the draw's Lambda: ``([r, m, n], [n, r])``."""
+        cfg = self.mix
+        with _autocast_off(h.device):  # in float32 (or wider) under mixed precision
+            z = h.flatten(2).to(torch.promote_types(h.dtype, torch.float32))        # [m, d, r]
+            head_w = net.head.weight
+            if cfg.detach_attention:
+                z, head_w = z.detach(), head_w.detach()
+            onehot = (F.one_hot(labels, self.num_classes).to(z.dtype)
+                      if cfg.attention_u == 'cam' else None)
+            attn = mixing.spatial_attention(z, u=cfg.attention_u, h=cfg.attention_h,
+                                            classifier_weight=head_w, y=onehot)
+            lam = self._lambda(draw, z.shape[0], z.shape[-1], h.device)             # [r, m, n]
+            return mixing.dense_mixing_weights(lam, attn.float())
+
+    def _label_loss(self, mixed: Mixed, labels: Tensor, draw: MixDraw) -> Tensor:
+        """``H(Y~, P~)`` with the targets mixed by the draw (gathered at the m labels)."""
+        if draw.kind == 'multimix':
+            if self.mix.dense:
+                return mixing.dense_label_cross_entropy(mixed.logits, labels, mixed.w, mixed.s)
+            return mixing.mixed_label_cross_entropy(mixed.logits, labels, draw.lam)
+        y = F.one_hot(labels, self.num_classes).float()
+        if draw.kind != 'none':
+            y = mixing.pair_mix(y, draw.pair_lam, draw.index)
+        return self._soft_loss(mixed.logits, y)
+
+    def _logits(self, net: Classifier, z: Tensor, dense: bool) -> Tensor:
+        """Block-4 embedding ``[m, d, h, w]`` -> logits ``[m, c]``, or ``[m, c, r]`` if dense."""
+        if not dense:
             return net.head(z.mean((2, 3)))
         return net.head(self._dense_grid(z).flatten(2))
 
     def _dense_grid(self, z: Tensor) -> Tensor:
-        """The embedding on the dense grid: native, or average-pooled to ``dense_resolution``."""
-        res = self.mix.dense_resolution
+        """The embedding on the dense grid: native, ``k x k`` average pooling with stride k
+        (``dense_pool``), or adaptive average pooling to ``dense_resolution``."""
+        cfg = self.mix
+        if cfg.dense_pool is not None:
+            if cfg.dense_pool > min(z.shape[-2:]):
+                raise ValueError(f'mix.dense_pool={cfg.dense_pool} is larger than the feature '
+                                 f'map {tuple(z.shape[-2:])}')
+            return F.avg_pool2d(z, cfg.dense_pool, ceil_mode=True)
+        res = cfg.dense_resolution
         if res is None:
             return z
         if res > min(z.shape[-2:]):
             raise ValueError(f'mix.dense_resolution={res} is larger than the feature map '
                              f'{tuple(z.shape[-2:])}')
         return F.adaptive_avg_pool2d(z, res)
-
-    def _multimix(self, x: Tensor, labels: Tensor) -> MixedBatch:
-        """MultiMix (eq. 6-7) or dense MultiMix (eq. 11-14) of the whole mini-batch into n."""
-        cfg, net = self.mix, self.student
-        m = x.shape[0]
-        if not cfg.dense:
-            lam = mixing.sample_lambda(m, cfg.n, cfg.alpha, device=x.device)       # [m, n]
-            if cfg.block == NUM_BLOCKS:
-                logits_mix = mixing.mix(net.head(net.encoder(x).mean((2, 3))), lam)
-            else:  # interpolate an intermediate block, run the rest of the network on n
-                h = mixing.mix(net.encoder(x, 0, cfg.block), lam)
-                logits_mix = net.head(net.encoder(h, cfg.block).mean((2, 3)))
-            loss = mixing.mixed_label_cross_entropy(logits_mix, labels, lam)
-            return MixedBatch(logits_mix, loss, lambda t: mixing.mix(t, lam))
-        z = self._dense_grid(net.encoder(x))                                         # [m, d, h, w]
-        logits = net.head(z.flatten(2))                                              # [m, c, r]
-        with _autocast_off(x.device):  # eq. 10-13 in float32 (or wider) under mixed precision
-            z = z.flatten(2).to(torch.promote_types(z.dtype, torch.float32))         # [m, d, r]
-            onehot = (F.one_hot(labels, self.num_classes).to(z.dtype)
-                      if cfg.attention_u == 'cam' else None)
-            attn = mixing.spatial_attention(z, u=cfg.attention_u, h=cfg.attention_h,
-                                            classifier_weight=net.head.weight, y=onehot)  # [m, r]
-            lam = mixing.sample_lambda_dense(m, cfg.n, logits.shape[-1], cfg.alpha,
-                                             device=x.device)                        # [r, m, n]
-            weights, s = mixing.dense_mixing_weights(lam, attn.float())  # [r, m, n], [n, r]
-        logits_mix = mixing.dense_mix(logits, weights.to(logits.dtype))              # [n, c, r]
-        loss = mixing.dense_label_cross_entropy(logits_mix, labels, weights, s)
-        return MixedBatch(logits_mix, loss, lambda t: mixing.dense_mix(t, weights.to(t.dtype)), s)
-
-    def _pairwise(self, kind: str, x: Tensor, labels: Tensor) -> MixedBatch:
-        """No mixing, input mixup, CutMix or manifold mixup of the mini-batch with a permutation."""
-        cfg, net = self.mix, self.student
-        m = x.shape[0]
-        y = F.one_hot(labels, self.num_classes).float()
-        if kind == 'none':
-            logits = self._logits(net, net.encoder(x))
-            return MixedBatch(logits, self._soft_loss(logits, y), lambda t: t)
-        lam = mixing.sample_pair_lambda(cfg.pair_alpha)
-        index = torch.randperm(m, device=x.device)
-        if kind == 'mixup':
-            x, y = mixing.pair_mixup(x, y, lam, index)
-            z = net.encoder(x)
-        elif kind == 'cutmix':
-            x, y, lam = mixing.cutmix(x, y, lam, index)
-            z = net.encoder(x)
-        elif kind == 'manifold_mixup':
-            block = random.choice(cfg.manifold_blocks)
-            h, y = mixing.pair_mixup(net.encoder(x, 0, block), y, lam, index)
-            z = net.encoder(h, block)
-        else:
-            raise ValueError(f'unknown mixing {kind!r}')
-        logits = self._logits(net, z)
-        return MixedBatch(logits, self._soft_loss(logits, y),
-                          lambda t: lam * t + (1 - lam) * t[index])
 
     @staticmethod
     def _soft_loss(logits: Tensor, target: Tensor, s: Tensor | None = None) -> Tensor:

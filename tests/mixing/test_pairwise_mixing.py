@@ -48,3 +48,24 @@ def test_pairwise_bad_arguments():
         pair_mixup(x, y, 0.5, torch.tensor([1, 0, 0]))
     with pytest.raises(ValueError, match=r'^x\b'):
         cutmix(torch.zeros(2, 4), y, 0.5, index)
+
+
+def test_cutmix_is_its_box_draw_then_paste():
+    """One draw (box) can be applied to a second view: cutmix == paste_box(sample_cutmix_box)."""
+    from mmtransfer.mixing import box_lambda, paste_box, sample_cutmix_box
+
+    x, y, index = torch.randn(3, 2, 10, 12), torch.eye(3), torch.tensor([2, 0, 1])
+    x_mix, _, lam = cutmix(x, y, 0.6, index, generator=torch.Generator().manual_seed(5))
+    box = sample_cutmix_box(10, 12, 0.6, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(paste_box(x, index, box), x_mix)
+    assert box_lambda(box, 10, 12) == lam
+    y1, y2, x1, x2 = box
+    assert torch.equal(paste_box(x, index, box)[1, :, y1:y2, x1:x2], x[0, :, y1:y2, x1:x2])
+
+
+def test_pair_mix_hand_case():
+    from mmtransfer.mixing import pair_mix
+
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    torch.testing.assert_close(pair_mix(x, 0.75, torch.tensor([2, 0, 1])),
+                               torch.tensor([[2.0, 3.0], [2.5, 3.5], [4.5, 5.5]]))
