@@ -143,12 +143,10 @@ class Bench:
         if args.prob is not None:
             mix['prob'] = args.prob
         torch.manual_seed(args.seed)  # the same initial weights for every method
-        self.model = MixPretrainer(
-            arch=args.arch, num_classes=args.classes, mix=mix,
+        self.model = MixPretrainer(  # channels_last as the trainer sets it (pretrain/train.py)
+            arch=args.arch, num_classes=args.classes, mix=mix, channels_last=args.channels_last,
             data_preprocessor=dict(cfg.model.data_preprocessor, channels_last=args.channels_last))
         self.model.to(device)
-        if args.channels_last:
-            self.model.to(memory_format=torch.channels_last)
         self.model.train()
         optim_cfg = cfg.optim_wrapper.copy()
         if args.amp:

@@ -45,7 +45,11 @@ def parse_args(argv):
     parser.add_argument('--max-iters', type=int, help='stop after N iterations (smoke runs)')
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or from the work dir\'s last checkpoint')
-    parser.add_argument('--amp', action='store_true', help='mixed precision (CUDA only)')
+    parser.add_argument('--amp', nargs='?', const='bf16', choices=['bf16', 'fp16', 'off'],
+                        help='mixed precision, CUDA only: bf16 (the default on a GPU; `--amp` '
+                             'alone), fp16 (dynamic loss scale) or off (float32)')
+    parser.add_argument('--no-channels-last', action='store_true',
+                        help='keep NCHW memory format on a GPU (default there: channels_last)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr linearly with the global batch from the paper\'s '
                              '0.1 at 4096 images (ours, not the paper\'s; default: lr 0.1)')
@@ -101,14 +105,29 @@ def build_config(args):
         loader.pin_memory = bool(loader.get('pin_memory')) and torch.cuda.is_available()
     if args.arch:
         cfg.model.arch = args.arch
-    MixConfig.from_dict(cfg.model.get('mix'))  # fail now, with the key's name, not mid-run
+    mix = MixConfig.from_dict(cfg.model.get('mix'))  # fail now, with the key's name, not mid-run
     default_dir = osp.join('work_dirs', 'demo' if args.demo else '', 'pretrain', args.method)
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_dir
-    if args.amp:
-        if not torch.cuda.is_available():
-            raise ValueError('--amp needs a CUDA device')
+    cuda = torch.cuda.is_available()
+    amp = args.amp or ('bf16' if cuda else 'off')  # GPU default: bf16 autocast
+    if amp != 'off':
+        if not cuda:
+            raise ValueError('--amp needs a CUDA device (CPU autocast is tested, not offered)')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.dtype = 'bfloat16' if amp == 'bf16' else 'float16'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if cuda and mix.mixing == 'multimix' and mix.block < 4:  # n mixtures through the network
+        from mmtransfer.models.memory import check_mixing_memory
+
+        check_mixing_memory(cfg.model.arch, cfg.train_dataloader.dataset.size, mix.block, mix.n,
+                            free_bytes=torch.cuda.mem_get_info()[0],
+                            bytes_per_value=2 if amp != 'off' else 4,
+                            last_stride=cfg.model.get('last_stride', 2))
+    for holder in (cfg.model, cfg.model.data_preprocessor):  # None in the config: by device
+        if args.no_channels_last:
+            holder.channels_last = False
+        elif holder.get('channels_last') is None:
+            holder.channels_last = cuda
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
     if args.seed is not None:

@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -80,13 +79,12 @@ def nvcc_release(nvcc: str | Path) -> str | None:
 
 
 def system_nvcc_candidates(env: dict) -> list[Path]:
-    """Where torch's extension builder would look for a toolkit, in its order: only compilers
-    inside a toolkit (``<root>/bin/nvcc`` with ``<root>/include/cuda_runtime.h``), so a wrapper
-    script such as ``/usr/local/bin/nvcc`` is skipped rather than taken for ``/usr/local``."""
+    """Where torch's extension builder looks for a toolkit, in its order (but every ``PATH``
+    entry, not only the first): compilers inside a toolkit only (``<root>/bin/nvcc`` with
+    ``<root>/include/cuda_runtime.h``), so a wrapper script such as ``/usr/local/bin/nvcc`` is
+    skipped rather than taken for a toolkit at ``/usr/local``."""
     paths = [Path(env[key]) / 'bin' / 'nvcc' for key in ('CUDA_HOME', 'CUDA_PATH') if env.get(key)]
-    on_path = shutil.which('nvcc', path=env.get('PATH', ''))
-    if on_path:
-        paths.append(Path(on_path))
+    paths += [Path(d) / 'nvcc' for d in env.get('PATH', '').split(os.pathsep) if d]
     paths.append(Path('/usr/local/cuda/bin/nvcc'))
     seen, found = set(), []
     for path in paths:
@@ -228,6 +226,11 @@ def _pip(*args: str, env: dict | None = None) -> None:
     subprocess.run(cmd, check=True, env=env)
 
 
+def _nvidia_root(torch_cuda: str) -> Path:
+    """``site-packages/nvidia/cuXX``: where torch's CUDA packages (and the pip compiler) live."""
+    return Path(sysconfig.get_paths()['purelib']) / 'nvidia' / f'cu{torch_cuda.split(".")[0]}'
+
+
 def build(plan: Plan, venv: Path, find_links: str | None, env: dict) -> None:
     env = dict(env, MMCV_WITH_OPS='1', MAX_JOBS=env.get('MAX_JOBS') or str(os.cpu_count() or 1))
     if not plan.cuda:
@@ -237,11 +240,16 @@ def build(plan: Plan, venv: Path, find_links: str | None, env: dict) -> None:
     toolchain = plan.toolchain
     if toolchain.kind == 'pip':
         _pip('-q', *pip_toolchain_requirements(plan.torch_cuda))
-        nvidia = Path(sysconfig.get_paths()['purelib']) / 'nvidia' / \
-            f'cu{plan.torch_cuda.split(".")[0]}'
-        make_cuda_home(nvidia, Path(toolchain.cuda_home), plan.torch_cuda.split('.')[0])
+        make_cuda_home(_nvidia_root(plan.torch_cuda), Path(toolchain.cuda_home),
+                       plan.torch_cuda.split('.')[0])
     env.update(FORCE_CUDA='1', TORCH_CUDA_ARCH_LIST=plan.arch, CUDA_HOME=toolchain.cuda_home,
                PATH=f'{Path(toolchain.nvcc).parent}{os.pathsep}{env.get("PATH", "")}')
+    # torch's CUDA headers include the math libraries' (cusparse.h, cublas_v2.h, ...): a minimal
+    # system toolkit lacks them, torch's own pip CUDA packages have them. CPATH is searched
+    # after the -I folders, so a full toolkit's headers still win.
+    pip_include = _nvidia_root(plan.torch_cuda) / 'include'
+    if pip_include.is_dir():
+        env['CPATH'] = os.pathsep.join(filter(None, [str(pip_include), env.get('CPATH')]))
     env.pop('CUDA_PATH', None)
     print(f'mmcv: CUDA {plan.torch_cuda} build for sm {plan.arch} with the {toolchain.kind} '
           f'nvcc {toolchain.version} (CUDA_HOME={toolchain.cuda_home}); this compiles 136 '

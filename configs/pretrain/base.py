@@ -20,7 +20,8 @@ model = dict(
     arch='resnet50',
     num_classes=1000,
     last_stride=2,                 # 1: stride-1 last block, a 2x finer dense grid (ablation)
-    data_preprocessor=dict(type='MultiViewDataPreprocessor', channels_last=False),
+    channels_last=None,            # None: on with a GPU (pretrain/train.py), off on CPU
+    data_preprocessor=dict(type='MultiViewDataPreprocessor', channels_last=None),
     # Every option of mmtransfer.models.MixConfig; the values are the paper's defaults.
     mix=dict(
         method='baseline',
@@ -46,6 +47,7 @@ train_dataloader = dict(
     num_workers=num_workers,
     persistent_workers=True,
     pin_memory=True,
+    drop_last=True,                # every step mixes m examples (and the ranks stay in step)
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='ImageFolderDataset', root=f'{data_root}/train', train=True,
@@ -99,6 +101,8 @@ log_processor = dict(by_epoch=True, window_size=20)
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 log_level = 'INFO'
-randomness = dict(seed=0, deterministic=False)
+# diff_rank_seed: each rank draws its own Lambda, coin, permutations and augmentation, so the
+# n mixtures of each GPU differ (the sampler's shuffling stays shared across ranks).
+randomness = dict(seed=0, deterministic=False, diff_rank_seed=True)
 load_from = None
 resume = False

@@ -8,8 +8,15 @@ import random
 
 import numpy as np
 import torch
-from mmengine.dist import all_reduce_params, get_world_size, master_only
-from mmengine.hooks import Hook
+from mmengine.dist import (
+    all_gather_object,
+    all_reduce,
+    all_reduce_params,
+    get_dist_info,
+    get_world_size,
+    master_only,
+)
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
@@ -52,19 +59,30 @@ class NonFiniteLossHook(Hook):
     Runs before the checkpoint hook (priority ``VERY_HIGH``), so no checkpoint is written at or
     after the failing iteration: the last one on disk is from before it. Pretraining and
     detection configs both use it. mmengine's RuntimeInfoHook reads these values to the host every
-    iteration anyway, so this adds no device sync.
+    iteration anyway, so this adds no device sync. Under DDP the flags of every rank are summed
+    (one small all-reduce), so all ranks stop together at the same iteration instead of one rank
+    stopping and the others waiting for it until the NCCL timeout.
     """
 
     priority = 'VERY_HIGH'
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         # the terms (loss_cls, loss_distill, ...) before their sum, so the culprit is named
-        for key, value in sorted((outputs or {}).items(), key=lambda kv: kv[0] == 'loss'):
-            value = value.detach().item() if torch.is_tensor(value) else float(value)
-            if 'loss' in key and not math.isfinite(value):
+        terms = [(key, value.detach().item() if torch.is_tensor(value) else float(value))
+                 for key, value in sorted((outputs or {}).items(), key=lambda kv: kv[0] == 'loss')
+                 if 'loss' in key]
+        bad = torch.tensor([float(not math.isfinite(v)) for _, v in terms], dtype=torch.float64)
+        world = get_world_size()
+        if world > 1:
+            all_reduce(bad, op='sum')
+        for (key, value), ranks in zip(terms, bad.tolist(), strict=True):
+            if ranks > 0:
+                what = (f'{key} = {value} is not finite' if not math.isfinite(value) else
+                        f'{key} is not finite on another rank (here {value:.4g})')
+                where = f' ({int(ranks)} of {world} ranks)' if world > 1 else ''
                 raise NonFiniteLossError(
-                    f'iteration {runner.iter + 1}: {key} = {value} is not finite; '
-                    f'stopped, the last checkpoint in {runner.work_dir} is the last good one')
+                    f'iteration {runner.iter + 1}: {what}{where}; stopped, the last checkpoint '
+                    f'in {runner.work_dir} is the last good one')
 
 
 @HOOKS.register_module()
@@ -127,10 +145,20 @@ class RNGStateHook(Hook):
     With ``num_workers > 0`` the pipeline draws in worker processes, which are seeded per epoch
     by mmengine, so epoch-based runs stay exact; an iteration-based run resumed mid-way needs
     ``num_workers=0`` for exact reproduction.
+
+    Every rank has its own streams (``randomness.diff_rank_seed``), so the checkpoint holds one
+    state per rank, ``rng_states = [rank 0, rank 1, ...]``, and each rank gets its own back.
+    mmengine saves checkpoints on rank 0 only, so the states are gathered from all ranks just
+    before a checkpoint is due (the ``CheckpointHook``'s own test; one small all-gather then).
+    A resume on another number of ranks starts fresh streams, with a warning; a checkpoint from
+    before per-rank states (one dict) is restored on every rank.
     """
 
     priority = 'VERY_HIGH'
     KEY = 'rng_states'
+
+    def __init__(self):
+        self._gathered: list[dict] | None = None
 
     @staticmethod
     def _get() -> dict:
@@ -148,12 +176,47 @@ class RNGStateHook(Hook):
         if 'cuda' in states and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(states['cuda'])
 
+    @staticmethod
+    def _checkpoint_due(runner, by_epoch: bool) -> bool:
+        """Whether the ``CheckpointHook`` saves after this iteration (epoch), by its own test."""
+        hook = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        if hook is None or hook.by_epoch != by_epoch:
+            return False
+        if by_epoch:
+            return bool(hook.every_n_epochs(runner, hook.interval, hook.save_begin)
+                        or (hook.save_last and hook.is_last_train_epoch(runner)))
+        return bool(hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
+                    or (hook.save_last and hook.is_last_train_iter(runner)))
+
+    def _gather_if_due(self, runner, by_epoch: bool) -> None:
+        if get_world_size() > 1 and self._checkpoint_due(runner, by_epoch):
+            self._gathered = all_gather_object(self._get())
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._gather_if_due(runner, by_epoch=False)
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather_if_due(runner, by_epoch=True)
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint[self.KEY] = self._get()
+        if get_world_size() > 1 and self._gathered is None:
+            runner.logger.warning('RNGStateHook: checkpoint saved outside the CheckpointHook '
+                                  'schedule; only rank 0\'s generators are stored')
+        checkpoint[self.KEY] = self._gathered or [self._get()]
+        self._gathered = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if self.KEY in checkpoint:
-            self._set(checkpoint[self.KEY])
+        states = checkpoint.get(self.KEY)
+        if states is None:
+            return
+        rank, world = get_dist_info()
+        if isinstance(states, dict):  # one state for all ranks (checkpoints before per-rank)
+            self._set(states)
+        elif len(states) == world:
+            self._set(states[rank])
+        else:
+            runner.logger.warning(f'RNGStateHook: the checkpoint holds the generators of '
+                                  f'{len(states)} ranks, this run has {world}: not restored')
 
     def before_train_epoch(self, runner) -> None:
         loop = runner.train_loop

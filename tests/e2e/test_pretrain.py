@@ -83,22 +83,67 @@ def test_training_loss_falls_on_a_tiny_subset(method, tiny_subset, tmp_path):
     assert last < 0.8 * first, (first, last, losses)
 
 
-@pytest.mark.slow
-def test_two_process_ddp_keeps_student_and_teacher_identical_across_ranks(demo_root, tmp_path):
+def _ddp(tmp_path, out, work_dir, *extra, env_extra=None, check=True):
+    """``pretrain/train.py`` under torchrun, 2 gloo processes, dense_distill, MultiMix only."""
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
            '--master_port', '29517', os.path.join(REPO, 'tests', 'e2e', 'ddp_pretrain_worker.py'),
-           str(tmp_path), '--method', 'dense_distill', '--data-root', str(demo_root / 'cls'),
-           '--max-iters', '3', '--launcher', 'pytorch', '--work-dir', str(tmp_path / 'wd'), *SMALL]
-    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+           str(out), '--method', 'dense_distill', '--data-root', str(tmp_path / 'cls'),
+           '--launcher', 'pytorch', '--work-dir', str(work_dir), *extra, *SMALL,
+           'model.mix.prob=1.0']
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='', **(env_extra or {}))
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rank0 = torch.load(tmp_path / 'rank0.pth', weights_only=True)
-    rank1 = torch.load(tmp_path / 'rank1.pth', weights_only=True)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture
+def cls_root(demo_root, tmp_path):
+    os.symlink(demo_root / 'cls', tmp_path / 'cls')
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_two_process_ddp_ranks_mix_differently_stay_identical_and_resume_exactly(cls_root):
+    """Per-rank random streams (diff_rank_seed): each rank draws its own Lambda; DDP keeps
+    student and teacher identical; the checkpoint holds every rank's generators, and resuming
+    from it ends bit-identical to the uninterrupted run."""
+    tmp_path = cls_root
+    full, resumed = tmp_path / 'full', tmp_path / 'resumed'
+    full.mkdir(), resumed.mkdir()
+    _ddp(tmp_path, full, tmp_path / 'wd', '--max-iters', '4', '--cfg-options',
+         'default_hooks.checkpoint.interval=2', 'default_hooks.checkpoint.max_keep_ckpts=2',
+         env_extra={'MMT_RECORD_LAMBDA': '1'})
+    lam0 = torch.load(full / 'rank0_lambda.pth', weights_only=True)
+    lam1 = torch.load(full / 'rank1_lambda.pth', weights_only=True)
+    assert lam0.shape == lam1.shape and not torch.equal(lam0, lam1)
+    rank0 = torch.load(full / 'rank0.pth', weights_only=True)
+    rank1 = torch.load(full / 'rank1.pth', weights_only=True)
     assert any(k.startswith('teacher.module.') for k in rank0)
-    initial = torch.load(next((tmp_path / 'wd').glob('iter_3.pth')), weights_only=False)
     for key in rank0:
         torch.testing.assert_close(rank0[key], rank1[key], rtol=0, atol=0, msg=key)
     # the run really trained: the EMA teacher lags behind the student
     moved = rank0['student.encoder.conv1.weight'] - rank0['teacher.module.encoder.conv1.weight']
     assert moved.abs().sum() > 0
-    assert initial['meta']['iter'] == 3
+    middle = torch.load(tmp_path / 'wd' / 'iter_2.pth', weights_only=False)
+    states = middle['rng_states']
+    assert len(states) == 2 and not torch.equal(states[0]['torch'], states[1]['torch'])
+
+    _ddp(tmp_path, resumed, tmp_path / 'wd2', '--max-iters', '4', '--resume',
+         str(tmp_path / 'wd' / 'iter_2.pth'), '--cfg-options',
+         'default_hooks.checkpoint.interval=2')
+    again = torch.load(resumed / 'rank0.pth', weights_only=True)
+    for key in rank0:
+        torch.testing.assert_close(again[key], rank0[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_on_one_rank_stops_every_rank_at_once(cls_root):
+    tmp_path = cls_root
+    proc = _ddp(tmp_path, tmp_path, tmp_path / 'wd', '--max-iters', '4',
+                env_extra={'MMT_NAN_AT': '2'}, check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert 'iteration 2: loss_cls = nan is not finite (1 of 2 ranks)' in out        # rank 1
+    assert 'iteration 2: loss_cls is not finite on another rank' in out             # rank 0
+    assert not (tmp_path / 'rank0.pth').exists() and not (tmp_path / 'rank1.pth').exists()
