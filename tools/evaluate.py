@@ -1,0 +1,225 @@
+#!/usr/bin/env python
+"""Evaluate a pretrained classifier as the paper does, beyond top-1.
+
+On DATA_ROOT/val: clean top-1 / top-5; top-1 error under FGSM and PGD (pixel space, before
+normalisation, l-infinity budget EPS, images clamped to [0, 1]); expected calibration error over
+15 bins with a reliability diagram; and with --ood-root, out-of-distribution detection with the
+maximum softmax probability as the score (ID = DATA_ROOT/val, OOD = every image under
+--ood-root): AUROC, AUPR (ID positive) and detection accuracy at the best threshold.
+
+CHECKPOINT is an mmengine checkpoint of pretrain/train.py (the student, or --which teacher).
+Writes WORK_DIR/eval_metrics.json (atomically) and WORK_DIR/reliability.png.
+"""
+from __future__ import annotations
+
+import json
+import os.path as osp
+import sys
+from fractions import Fraction
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmtransfer  # noqa: E402,F401  (applies mmtransfer.compat)
+from mmtransfer.cli import ArgumentParser, run  # noqa: E402
+
+EXAMPLE = """example (demo data):
+  python tools/evaluate.py work_dirs/demo/pretrain/baseline/iter_500.pth \\
+      --data-root data/demo/cls --size 64 --ood-root data/demo/ood --work-dir work_dirs/eval
+"""
+ATTACKS = ('fgsm', 'pgd')
+
+
+def _fraction(text: str) -> float:
+    """'4/255' or '0.0157' -> float >= 0."""
+    value = float(Fraction(text))
+    if value < 0:
+        raise ValueError
+    return value
+
+
+_fraction.__name__ = 'number >= 0 (e.g. 4/255)'
+
+
+def parse_args(argv):
+    parser = ArgumentParser(prog='tools/evaluate.py', description=__doc__, epilog=EXAMPLE)
+    parser.add_argument('checkpoint', help='mmengine checkpoint of pretrain/train.py')
+    parser.add_argument('--data-root', required=True, metavar='DIR',
+                        help='classification data root holding val/<class>/<images>')
+    parser.add_argument('--ood-root', metavar='DIR',
+                        help='out-of-distribution images (any folder layout of images)')
+    parser.add_argument('--attacks', default='fgsm,pgd',
+                        help='comma-separated: fgsm, pgd, or "" for none (default: fgsm,pgd)')
+    parser.add_argument('--eps', type=_fraction, default=4 / 255,
+                        help='l-inf budget in [0, 1] pixel units (default: 4/255)')
+    parser.add_argument('--pgd-step', type=_fraction, default=1 / 255,
+                        help='PGD step size (default: 1/255)')
+    parser.add_argument('--pgd-iters', type=int, default=10, help='PGD iterations (default: 10)')
+    parser.add_argument('--which', choices=['student', 'teacher'], default='student')
+    parser.add_argument('--arch', help='ResNet name (default: inferred from the weights)')
+    parser.add_argument('--size', type=int, default=224, help='crop size (224; demo: 64)')
+    parser.add_argument('--batch-size', type=int, default=100)
+    parser.add_argument('--workers', type=int, default=2)
+    parser.add_argument('--amp', action='store_true', help='bf16 autocast for the clean pass '
+                        '(CUDA; attacks stay float32)')
+    parser.add_argument('--work-dir', default='work_dirs/eval', help='output folder')
+    parser.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    args = parser.parse_args(argv)
+    args.attacks = [a for a in args.attacks.split(',') if a]
+    unknown = sorted(set(args.attacks) - set(ATTACKS))
+    if unknown:
+        raise ValueError(f'--attacks: unknown attack {unknown[0]!r}; choose from fgsm, pgd')
+    if args.pgd_iters < 0:
+        raise ValueError(f'--pgd-iters must be >= 0, got {args.pgd_iters}')
+    return args
+
+
+def build_classifier(path: str, which: str, arch: str | None, num_classes: int):
+    """Encoder + head of a pretraining checkpoint, loaded strictly; one-line errors."""
+    from mmtransfer.analysis import encoder_state_dict, infer_resnet_arch, load_encoder
+    from mmtransfer.compat import torch_load_trusted
+    from mmtransfer.models.pretrainer import Classifier
+
+    ckpt = torch_load_trusted(path, map_location='cpu')
+    try:
+        encoder_state, source = encoder_state_dict(ckpt, which)
+        if source == 'backbone':
+            raise ValueError('a backbone file has no classifier head: give the training '
+                             'checkpoint (epoch_N.pth / iter_N.pth)')
+        arch = arch or infer_resnet_arch(encoder_state)
+        prefix = 'student.head.' if which == 'student' else 'teacher.module.head.'
+        head = {k[len(prefix):]: v for k, v in ckpt['state_dict'].items() if k.startswith(prefix)}
+        net = Classifier(arch, head['weight'].shape[0])
+        load_encoder(net.encoder, encoder_state)
+        if head['weight'].shape[0] != num_classes:
+            raise ValueError(f'its head has {head["weight"].shape[0]} classes, the data root '
+                             f'has {num_classes}')
+        net.head.load_state_dict(head)
+    except (ValueError, KeyError) as err:
+        raise ValueError(f'{path}: {err}') from None
+    return net.eval(), arch
+
+
+def loader(root: str, size: int, args):
+    from torch.utils.data import DataLoader
+
+    from mmtransfer.data import ImageFolderDataset
+
+    if not osp.isdir(root):
+        raise FileNotFoundError(f'{root}: folder not found')
+    dataset = ImageFolderDataset(root, train=False, size=size)
+    if len(dataset) == 0:
+        raise ValueError(f'{root}: no images')
+    return DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
+                      num_workers=args.workers), dataset
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+    from mmengine.utils import ProgressBar
+
+    from mmtransfer.data import MultiViewDataPreprocessor
+    from mmtransfer.evaluation import (
+        aupr,
+        auroc,
+        detection_accuracy,
+        expected_calibration_error,
+        fgsm,
+        max_softmax_probability,
+        pgd,
+        reliability_bins,
+    )
+    from mmtransfer.evaluation.robustness import normalized
+    from mmtransfer.fileio import write_text_atomic
+
+    device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if args.amp and device.type != 'cuda':
+        raise ValueError('--amp needs a CUDA device')
+    val_loader, val_set = loader(osp.join(args.data_root, 'val'), args.size, args)
+    ood = loader(args.ood_root, args.size, args) if args.ood_root else None
+    net, arch = build_classifier(args.checkpoint, args.which, args.arch, len(val_set.classes))
+    net.to(device)
+    pre = MultiViewDataPreprocessor()
+    model = normalized(net, pre.mean.flatten() / 255, pre.std.flatten() / 255)
+
+    def logits_of(pixels):
+        with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=args.amp):
+            return model(pixels).float()
+
+    probs, labels, wrong = [], [], {a: 0 for a in args.attacks}
+    bar = ProgressBar(len(val_set) + (len(ood[1]) if ood else 0))
+    for batch in val_loader:
+        x = batch['inputs'].to(device).float() / 255
+        y = batch['labels'].to(device)
+        probs.append(logits_of(x).softmax(1).cpu())
+        labels.append(y.cpu())
+        if 'fgsm' in args.attacks:
+            wrong['fgsm'] += int((logits_of(fgsm(model, x, y, args.eps)).argmax(1) != y).sum())
+        if 'pgd' in args.attacks:
+            adv = pgd(model, x, y, args.eps, args.pgd_step, args.pgd_iters,
+                      generator=torch.Generator().manual_seed(len(labels)))
+            wrong['pgd'] += int((logits_of(adv).argmax(1) != y).sum())
+        for _ in range(len(y)):
+            bar.update()
+    probs, labels = torch.cat(probs), torch.cat(labels)
+    n = len(labels)
+    top = probs.topk(min(5, probs.shape[1]), 1).indices
+    metrics = dict(
+        checkpoint=osp.abspath(args.checkpoint), which=args.which, arch=arch, images=n,
+        top1=100 * float((top[:, 0] == labels).float().mean()),
+        top5=100 * float((top == labels[:, None]).any(1).float().mean()),
+        ece=expected_calibration_error(probs, labels, 15), ece_bins=15)
+    for attack in args.attacks:
+        metrics[f'{attack}_top1_error'] = 100 * wrong[attack] / n
+    metrics['attack'] = dict(eps=args.eps, pgd_step=args.pgd_step, pgd_iters=args.pgd_iters,
+                             space='pixels in [0, 1], before normalisation')
+    if ood:
+        ood_scores = []
+        for batch in ood[0]:
+            ood_scores.append(max_softmax_probability(
+                logits_of(batch['inputs'].to(device).float() / 255)).cpu())
+            for _ in range(len(batch['inputs'])):
+                bar.update()
+        id_scores, ood_scores = probs.max(1).values, torch.cat(ood_scores)
+        metrics.update(ood_root=osp.abspath(args.ood_root), ood_images=len(ood_scores),
+                       ood_auroc=100 * auroc(id_scores, ood_scores),
+                       ood_aupr=100 * aupr(id_scores, ood_scores),
+                       ood_detection_accuracy=100 * detection_accuracy(id_scores, ood_scores))
+    print()
+    print('  '.join(f'{k} {v:.2f}' for k, v in metrics.items() if isinstance(v, float)))
+    plot_reliability(reliability_bins(probs, labels, 15), metrics['ece'],
+                     osp.join(args.work_dir, 'reliability.png'))
+    path = osp.join(args.work_dir, 'eval_metrics.json')
+    write_text_atomic(path, json.dumps(metrics, indent=2) + '\n')
+    print(f'wrote {path}')
+    return 0
+
+
+def plot_reliability(bins: dict, ece: float, path: str) -> None:
+    """Accuracy against confidence per bin, the diagonal for reference; atomic PNG write."""
+    import matplotlib
+
+    from mmtransfer.fileio import write_atomic
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    edges = bins['edges'].numpy()
+    centres, width = (edges[:-1] + edges[1:]) / 2, edges[1] - edges[0]
+    filled = bins['count'].numpy() > 0
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.bar(centres[filled], bins['accuracy'].numpy()[filled], width=width * 0.95,
+           edgecolor='black', label='accuracy')
+    ax.plot([0, 1], [0, 1], '--', color='grey', label='perfect calibration')
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel='confidence', ylabel='accuracy',
+           title=f'Reliability (ECE {100 * ece:.1f} %)')
+    ax.legend(loc='upper left')
+    fig.tight_layout()
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format='png', dpi=110))
+    finally:
+        plt.close(fig)
+
+
+if __name__ == '__main__':
+    sys.exit(run(main))
