@@ -206,6 +206,8 @@ def installed_mmcv(venv: Path) -> dict | None:
             'cuda=mmcv.ops.get_compiling_cuda_version())))')
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ['?'])[-1]
+        print(f'mmcv: not importable here ({last})', flush=True)
         return None
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     marker = venv / MARKER
@@ -256,6 +258,7 @@ def build(plan: Plan, venv: Path, find_links: str | None, env: dict) -> None:
           f'objects: about 18 min on 2 cores per architecture', flush=True)
     _pip('--no-build-isolation', '--no-binary', 'mmcv', '--no-cache-dir', '--force-reinstall',
          '--no-deps', MMCV, env=env)
+    _pip('-q', MMCV)  # mmcv's own dependencies (opencv, ...), without touching the build
     (venv / MARKER).write_text(json.dumps(dict(arch=plan.arch, cuda=plan.torch_cuda,
                                                toolchain=toolchain.kind)))
 
