@@ -37,6 +37,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
                         help='job launcher (pytorch: torchrun / dist_*.sh)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
+    parser.add_argument('--check-only', action='store_true',
+                        help='check the config and inputs, then exit (tools/dist_*.sh run this '
+                             'once before starting the ranks)')
 
 
 def run(main: Callable[[Sequence[str] | None], int | None],
@@ -95,12 +98,12 @@ def resolve_resume(resume: str, work_dir: str) -> str | None:
     """
     from mmengine.runner.checkpoint import find_latest_checkpoint
 
-    from mmtransfer.compat import CheckpointError, torch_load_trusted
+    from mmtransfer.loading import CheckpointError, load_checkpoint
 
     path = find_latest_checkpoint(work_dir) if resume == 'auto' else resume
     if path is None:
         return None
-    ckpt = torch_load_trusted(path, map_location='cpu')
+    ckpt = load_checkpoint(path, map_location='cpu')
     if not (isinstance(ckpt, dict) and isinstance(ckpt.get('state_dict'), dict)
             and isinstance(ckpt.get('meta'), dict)):
         raise CheckpointError(f'{path}: not an mmengine training checkpoint '

@@ -5,9 +5,11 @@ the package (``pretrain/``, ``tools/``, tests) gets it. Installed packages are n
 
 torch >= 2.6 defaults ``torch.load(weights_only=True)``. mmengine 0.10.7 predates that and
 its local-file loader calls ``torch.load(filename, map_location=...)``, so resuming or testing
-from an mmengine checkpoint (which pickles the message hub, numpy scalars, ...) fails with an
-``UnpicklingError``. We re-register mmengine's local-file scheme with a loader that passes
-``weights_only=False``: these are checkpoints the user's own runs wrote.
+from an mmengine checkpoint (which pickles the message hub, numpy arrays, ...) fails with an
+``UnpicklingError``. We re-register mmengine's local-file scheme (every ``--resume``,
+``load_from``, ``tools/test.py CHECKPOINT`` and ``Pretrained`` init) with
+:func:`mmtransfer.loading.load_checkpoint`: weights-only, plus the allowlist of the types such
+checkpoints hold, so opening a file never runs code.
 
 mmengine 0.10.7 also writes checkpoints in place (``LocalBackend.put``): a job killed during
 the write leaves a truncated ``epoch_N.pth`` that ``--resume`` then picks. The Runner's
@@ -15,43 +17,21 @@ the write leaves a truncated ``epoch_N.pth`` that ``--resume`` then picks. The R
 """
 from __future__ import annotations
 
-import os.path as osp
 import warnings
 
 # mmengine 0.10.7 imports pkg_resources, which setuptools >= 80 reports as deprecated on every
 # run (setuptools < 82 is pinned because mmcv's build needs it); the notice is noise to users.
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
 
-import torch  # noqa: E402
 from mmengine.runner import runner as mmengine_runner  # noqa: E402
 from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
 
 from mmtransfer.fileio import save_atomic  # noqa: E402
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that does not exist, is truncated, or is not a torch pickle."""
-
-
-def torch_load_trusted(filename: str, map_location=None):
-    """``torch.load`` of a local file written by this toolkit or mmengine (trusted pickle).
-
-    Raises :class:`CheckpointError` naming the file when it is missing, truncated or foreign.
-    """
-    filename = osp.expanduser(str(filename))
-    if not osp.isfile(filename):
-        raise CheckpointError(f'{filename}: checkpoint file not found')
-    try:
-        return torch.load(filename, map_location=map_location, weights_only=False)
-    except Exception as err:  # zipfile / pickle / EOF errors all mean the same to the user
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f'{filename}: not a readable torch checkpoint (truncated or foreign file?): '
-            f'{type(err).__name__}: {first_line}') from err
+from mmtransfer.loading import CheckpointError, load_checkpoint  # noqa: E402,F401
 
 
 def _load_from_local(filename, map_location):
-    return torch_load_trusted(filename, map_location)
+    return load_checkpoint(filename, map_location)
 
 
 _save_checkpoint_in_place = mmengine_runner.save_checkpoint

@@ -1,4 +1,5 @@
-"""Pretraining checkpoint -> the backbone file MMDetection's ``ResNet`` loads.
+"""Pretraining checkpoint -> the backbone files MMDetection's ``ResNet`` loads (``.pth`` and the
+same tensors as ``.safetensors``, the format to share: opening it cannot run code).
 
 The output is a plain ``state_dict`` with torchvision's ResNet key names (``conv1.weight``,
 ``bn1.running_mean``, ``layer1.0.conv1.weight``, ...), no classifier, no wrapper: MMDetection's
@@ -6,10 +7,11 @@ The output is a plain ``state_dict`` with torchvision's ResNet key names (``conv
 """
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 
-from mmtransfer.compat import torch_load_trusted
-from mmtransfer.fileio import save_atomic
+from mmtransfer.fileio import save_atomic, save_safetensors_atomic
+from mmtransfer.loading import load_checkpoint
 
 PREFIXES = {'student': 'student.encoder.', 'teacher': 'teacher.module.encoder.'}
 
@@ -33,7 +35,7 @@ def backbone_state_dict(model_state: dict, which: str = 'student') -> OrderedDic
 
 def export_backbone(checkpoint: str, out: str, which: str = 'student') -> OrderedDict:
     """Reads an mmengine pretraining checkpoint and writes the backbone to ``out`` atomically."""
-    ckpt = torch_load_trusted(checkpoint, map_location='cpu')
+    ckpt = load_checkpoint(checkpoint, map_location='cpu')
     state = ckpt.get('state_dict') if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ExportError(f'{checkpoint}: not an mmengine checkpoint (no "state_dict" key)')
@@ -41,5 +43,17 @@ def export_backbone(checkpoint: str, out: str, which: str = 'student') -> Ordere
         backbone = backbone_state_dict(state, which)
     except ExportError as err:
         raise ExportError(f'{checkpoint}: {err}') from None
-    save_atomic(backbone, out)
+    save_backbone(backbone, out)
     return backbone
+
+
+def save_backbone(backbone: dict, out: str) -> list[str]:
+    """Write ``out`` (``.pth``: torch, ``.safetensors``: safetensors) and, for ``.pth``, the same
+    tensors as ``<out stem>.safetensors`` beside it, the format to share. Returns the paths."""
+    if str(out).endswith('.safetensors'):
+        save_safetensors_atomic(backbone, out)
+        return [str(out)]
+    save_atomic(backbone, out)
+    twin = os.path.splitext(str(out))[0] + '.safetensors'
+    save_safetensors_atomic(backbone, twin)
+    return [str(out), twin]

@@ -1,6 +1,9 @@
-"""Atomic writes: a temporary file in the destination folder, fsync, then ``os.replace``.
+"""Atomic writes: a temporary file in the destination folder, fsync, ``os.replace``, then an
+fsync of the folder so the rename itself survives a power loss.
 
-A process killed mid-write leaves the previous file intact and never a truncated one.
+A process killed mid-write leaves the previous file intact and never a truncated one. The file
+ends with the mode a plain ``open(path, 'wb')`` gives (``0o666`` less the umask), not the
+``0o600`` of ``mkstemp``, so teammates on a shared disk can read backbones and results.
 """
 from __future__ import annotations
 
@@ -22,17 +25,54 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         with os.fdopen(fd, 'wb') as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+    _fsync_folder(folder)
+
+
+def _umask() -> int:
+    """The process umask (read without changing it where /proc allows)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_atomic(obj, path: str | os.PathLike) -> None:
     """``torch.save(obj, path)``, atomically."""
     write_atomic(path, lambda f: torch.save(obj, f))
+
+
+def save_safetensors_atomic(tensors: dict, path: str | os.PathLike) -> None:
+    """A flat ``{name: tensor}`` dict as ``.safetensors`` (contiguous CPU copies), atomically."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    write_atomic(path, lambda f: f.write(data))
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

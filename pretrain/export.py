@@ -2,8 +2,10 @@
 """Export the backbone of a pretraining checkpoint for MMDetection's ResNet.
 
 Writes a plain state dict with torchvision's key names, no classifier, no wrapper, atomically
-(temporary file, then rename). pretrain/train.py already writes <work-dir>/backbone.pth (the
-student); use this for another checkpoint or for the EMA teacher.
+(temporary file, then rename): OUT (.pth) and the same tensors as OUT's .safetensors twin, the
+format to share (opening it cannot run code); an OUT ending in .safetensors writes only that.
+pretrain/train.py already writes <work-dir>/backbone.{pth,safetensors} (the student); use this
+for another checkpoint or for the EMA teacher.
 """
 from __future__ import annotations
 
@@ -33,7 +35,9 @@ def main(argv=None) -> int:
     from mmtransfer.export import export_backbone
 
     state = export_backbone(args.checkpoint, args.out, args.which)
-    print(f'wrote {args.out}: {args.which} backbone, {len(state)} tensors')
+    twin = osp.splitext(args.out)[0] + '.safetensors'
+    written = args.out if args.out.endswith('.safetensors') else f'{args.out} and {twin}'
+    print(f'wrote {written}: {args.which} backbone, {len(state)} tensors')
     return 0
 
 

@@ -145,6 +145,8 @@ def build_config(args):
 def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = build_config(args)
+    if args.check_only:
+        return 0
     init_cpu_distributed(args.launcher)
     import torch
 

@@ -77,10 +77,10 @@ def parse_args(argv):
 def build_encoder(checkpoint: str, which: str, arch: str | None):
     """The encoder of ``checkpoint``, loaded strictly; also its source and architecture."""
     from mmtransfer.analysis import encoder_state_dict, infer_resnet_arch, load_encoder
-    from mmtransfer.compat import torch_load_trusted
+    from mmtransfer.loading import load_weights
     from mmtransfer.models import ResNetEncoder
 
-    ckpt = torch_load_trusted(checkpoint, map_location='cpu')
+    ckpt = load_weights(checkpoint)
     try:
         state, source = encoder_state_dict(ckpt, which)
         inferred = arch or infer_resnet_arch(state)

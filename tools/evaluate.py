@@ -76,10 +76,10 @@ def parse_args(argv):
 def build_classifier(path: str, which: str, arch: str | None, num_classes: int):
     """Encoder + head of a pretraining checkpoint, loaded strictly; one-line errors."""
     from mmtransfer.analysis import encoder_state_dict, infer_resnet_arch, load_encoder
-    from mmtransfer.compat import torch_load_trusted
+    from mmtransfer.loading import load_checkpoint
     from mmtransfer.models.pretrainer import Classifier
 
-    ckpt = torch_load_trusted(path, map_location='cpu')
+    ckpt = load_checkpoint(path, map_location='cpu')
     try:
         encoder_state, source = encoder_state_dict(ckpt, which)
         if source == 'backbone':

@@ -130,6 +130,11 @@ def test(argv: list[str] | None) -> dict[str, float]:
     setup_cache_size_limit_of_dynamo()
     cfg = build_cfg(args)
     check_datasets(cfg, ('test',))
+    if args.check_only:
+        from mmtransfer.loading import load_checkpoint
+
+        load_checkpoint(args.checkpoint, map_location='cpu')  # readable, and within the allowlist
+        return {}
     configure_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     check_image_files(runner.test_loop.dataloader.dataset, 'test')

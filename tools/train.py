@@ -103,6 +103,8 @@ def train(argv: list[str] | None) -> None:
     cfg = build_cfg(args)
     check_backbone(cfg)
     check_datasets(cfg, ('train', 'val'))
+    if args.check_only:
+        return
     configure_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     # Builds the loops train() would build first anyway, and checks their images.

@@ -24,7 +24,7 @@ from mmengine.model.weight_init import update_init_info
 from mmengine.registry import WEIGHT_INITIALIZERS
 from torch import nn
 
-from mmtransfer.compat import torch_load_trusted
+from mmtransfer.loading import load_backbone
 
 #: Classifier keys of torchvision's ImageNet weights: dropped, never an error.
 CLASSIFIER_PREFIXES = ('fc.',)
@@ -58,10 +58,10 @@ def _describe(backbone: nn.Module) -> str:
 def read_backbone_state_dict(path: str) -> dict[str, torch.Tensor]:
     """Read a backbone file into a flat ``{name: tensor}`` dict (``fc.*`` dropped).
 
-    Raises :class:`mmtransfer.compat.CheckpointError` for a missing/unreadable file and
+    Raises :class:`mmtransfer.loading.CheckpointError` for a missing/unreadable file and
     :class:`BackboneLoadError` for a file that is not a state dict of tensors.
     """
-    obj = torch_load_trusted(path, map_location='cpu')
+    obj = load_backbone(path)
     if isinstance(obj, Mapping) and isinstance(obj.get('state_dict'), Mapping):
         obj = obj['state_dict']
     if not isinstance(obj, Mapping):
@@ -108,7 +108,7 @@ def load_backbone_strict(backbone: nn.Module, path: str) -> None:
     """Load a torchvision-named backbone file into ``backbone`` (e.g. an mmdet ``ResNet``).
 
     Every parameter and buffer of ``backbone`` is overwritten, or the call raises
-    :class:`BackboneLoadError` / :class:`mmtransfer.compat.CheckpointError` and leaves the
+    :class:`BackboneLoadError` / :class:`mmtransfer.loading.CheckpointError` and leaves the
     run before training.
     """
     state_dict = read_backbone_state_dict(path)

@@ -87,7 +87,8 @@ class NonFiniteLossHook(Hook):
 
 @HOOKS.register_module()
 class ExportBackboneHook(Hook):
-    """At the end of training, writes ``<work_dir>/backbone.pth`` for MMDetection's ``ResNet``.
+    """At the end of training, writes ``<work_dir>/backbone.pth`` for MMDetection's ``ResNet``,
+    and the same tensors as ``backbone.safetensors`` (the file to share).
 
     Args:
         which: ``student`` (default) or ``teacher`` (the EMA teacher, distillation methods).
@@ -101,15 +102,14 @@ class ExportBackboneHook(Hook):
 
     @master_only
     def after_run(self, runner) -> None:
-        from mmtransfer.export import backbone_state_dict
-        from mmtransfer.fileio import save_atomic
+        from mmtransfer.export import backbone_state_dict, save_backbone
 
         model = _unwrap(runner.model)
         if runner.train_loop is None or getattr(runner.train_loop, 'iter', 0) == 0:
             return  # test-only runs or no step taken: nothing to export
         out = osp.join(runner.work_dir, self.filename)
-        save_atomic(backbone_state_dict(model.state_dict(), self.which), out)
-        runner.logger.info(f'exported the {self.which} backbone to {out}')
+        paths = save_backbone(backbone_state_dict(model.state_dict(), self.which), out)
+        runner.logger.info(f'exported the {self.which} backbone to {" and ".join(paths)}')
 
 
 @HOOKS.register_module()

@@ -9,8 +9,8 @@ import torchvision
 from mmdet.models.backbones import ResNet
 
 import mmtransfer.detection  # noqa: F401  (registers StrictPretrained)
-from mmtransfer.compat import CheckpointError
 from mmtransfer.detection import BackboneLoadError, load_backbone_strict
+from mmtransfer.loading import CheckpointError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 import torchvision
 
-from mmtransfer.compat import torch_load_trusted
 from mmtransfer.detection import BackboneLoadError
+from mmtransfer.loading import load_checkpoint
 from tests.conftest import save_resnet18_backbone
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -231,7 +231,7 @@ def test_resume_continues_the_iteration_count(workspace):
     check_ok(run('train.py', *train_args(DEMO_VOC, work_dir, 4,
                                          'default_hooks.checkpoint.interval=2'),
                  cwd=workspace))
-    assert torch_load_trusted(workspace / work_dir / 'iter_4.pth')['meta']['iter'] == 4
+    assert load_checkpoint(workspace / work_dir / 'iter_4.pth')['meta']['iter'] == 4
 
     proc = run('train.py', *train_args(DEMO_VOC, work_dir, 6,
                                        'default_hooks.checkpoint.interval=2'), '--resume',
@@ -240,7 +240,7 @@ def test_resume_continues_the_iteration_count(workspace):
     log = proc.stdout + proc.stderr
     assert 'Iter(train) [5/6]' in log and 'Iter(train) [6/6]' in log
     assert 'Iter(train) [1/6]' not in log  # continued from iteration 4, not restarted
-    final = torch_load_trusted(workspace / work_dir / 'iter_6.pth')
+    final = load_checkpoint(workspace / work_dir / 'iter_6.pth')
     assert final['meta']['iter'] == 6
 
     check_ok(run('test.py', DEMO_VOC, f'{work_dir}/iter_6.pth', '--work-dir', work_dir,
@@ -265,6 +265,6 @@ def test_dist_launchers_run_two_processes_on_the_cpu(workspace):
     assert "'backend': 'gloo'" in log and 'Distributed training: True' in log
     assert 'Iter(train) [2/2]' in log
     checkpoint = workspace / 'wd_dist' / 'iter_2.pth'
-    assert torch_load_trusted(checkpoint)['meta']['iter'] == 2
+    assert load_checkpoint(checkpoint)['meta']['iter'] == 2
     dist('dist_test.sh', DEMO_VOC, str(checkpoint), '2', '--work-dir', 'wd_dist')
     assert set(read_metrics(workspace / 'wd_dist' / 'metrics.json')) == VOC_KEYS

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from mmtransfer.loading import load_checkpoint
 from tests.conftest import REPO
 from tests.e2e.crash import run_fails
 
@@ -104,6 +105,6 @@ def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint(two_cl
     assert failed_iter < 40
     saved = sorted(int(p.stem.split('_')[1]) for p in tmp_path.glob('iter_*.pth'))
     assert saved and max(saved) == failed_iter - 1       # the last good one, none after
-    ckpt = torch.load(tmp_path / f'iter_{max(saved)}.pth', weights_only=False)
+    ckpt = load_checkpoint(tmp_path / f'iter_{max(saved)}.pth')
     assert ckpt['meta']['iter'] == failed_iter - 1 and 'optimizer' in ckpt
     assert not (tmp_path / 'backbone.pth').exists()

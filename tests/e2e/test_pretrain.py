@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from mmtransfer.loading import load_checkpoint
 from mmtransfer.models import METHODS
 from tests.conftest import REPO
 
@@ -125,7 +126,7 @@ def test_two_process_ddp_ranks_mix_differently_stay_identical_and_resume_exactly
     # the run really trained: the EMA teacher lags behind the student
     moved = rank0['student.encoder.conv1.weight'] - rank0['teacher.module.encoder.conv1.weight']
     assert moved.abs().sum() > 0
-    middle = torch.load(tmp_path / 'wd' / 'iter_2.pth', weights_only=False)
+    middle = load_checkpoint(tmp_path / 'wd' / 'iter_2.pth')
     states = middle['rng_states']
     assert len(states) == 2 and not torch.equal(states[0]['torch'], states[1]['torch'])
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from mmtransfer.loading import load_checkpoint
 from tests.conftest import REPO
 from tests.e2e.crash import run_and_kill_after, run_ok
 
@@ -25,7 +26,7 @@ def tiny_cls(demo_root, tmp_path_factory):
 
 
 def _weights(path):
-    return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    return load_checkpoint(path, map_location='cpu')['state_dict']
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ import sys
 import pytest
 import torch
 
+from mmtransfer.loading import load_checkpoint
 from tests.conftest import REPO, save_resnet18_backbone
 from tests.e2e.crash import run_and_kill_after, run_ok
 
@@ -43,7 +44,7 @@ def _cmd(work_dir, *extra):
 
 
 def _checkpoint(path):
-    return torch.load(path, map_location='cpu', weights_only=False)
+    return load_checkpoint(path, map_location='cpu')
 
 
 @pytest.mark.slow
