@@ -1,5 +1,6 @@
 """tools/summarize.py: the comparison table and the training curves from run directories."""
 import csv
+import os
 import importlib.util
 import json
 from pathlib import Path
@@ -42,7 +43,14 @@ def _table_rows(markdown: str) -> list[list[str]]:
 
 def test_table_markdown_csv_and_plot(runs, tmp_path, capsys):
     prefix = tmp_path / 'out' / 'transfer'
-    assert summarize.main([str(runs), '--out', str(prefix), '--title', 'Transfer on demo']) == 0
+    old_umask = os.umask(0o022)
+    try:
+        assert summarize.main([str(runs), '--out', str(prefix), '--title',
+                               'Transfer on demo']) == 0
+    finally:
+        os.umask(old_umask)
+    for suffix in ('.md', '.csv', '.png'):  # readable by the team, as a plain write would be
+        assert (tmp_path / 'out' / f'transfer{suffix}').stat().st_mode & 0o777 == 0o644
     markdown = (tmp_path / 'out' / 'transfer.md').read_text()
     assert capsys.readouterr().out == markdown
     assert markdown.splitlines()[0] == 'Transfer on demo'

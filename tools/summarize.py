@@ -21,16 +21,16 @@ import csv
 import io
 import json
 import math
-import os
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout's mmtransfer
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+
+from mmtransfer.fileio import write_atomic, write_text_atomic  # noqa: E402
 
 METHOD_ORDER = ('random_init', 'baseline', 'mixup', 'cutmix', 'manifold_mixup', 'multimix',
                 'dense', 'distill', 'dense_distill')
@@ -239,22 +239,9 @@ def plot_curves(curves: dict[str, dict], title: str | None = None) -> plt.Figure
 # ------------------------------------------------------------------------------ output
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _save_figure(fig: plt.Figure, path: Path) -> None:
     try:
-        _atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=120))
+        write_atomic(path, lambda f: fig.savefig(f, format='png', dpi=120))
     finally:
         plt.close(fig)
 
@@ -290,8 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     markdown = format_markdown(table, args.title)
     text = format_csv(table)
-    _atomic_write(prefix.with_name(prefix.name + '.md'), lambda p: p.write_text(markdown))
-    _atomic_write(prefix.with_name(prefix.name + '.csv'), lambda p: p.write_text(text))
+    write_text_atomic(prefix.with_name(prefix.name + '.md'), markdown)
+    write_text_atomic(prefix.with_name(prefix.name + '.csv'), text)
     _save_figure(plot_bars(table, args.title), prefix.with_name(prefix.name + '.png'))
     if curves is not None:
         _save_figure(plot_curves(curves, args.title),
