@@ -1,8 +1,8 @@
 """tools/summarize.py: the comparison table and the training curves from run directories."""
 import csv
-import os
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
