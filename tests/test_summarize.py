@@ -173,3 +173,19 @@ def test_curves_without_logs_is_an_error(runs, tmp_path, capsys):
     assert summarize.main([str(runs), '--out', str(tmp_path / 'res'), '--curves']) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and str(runs) in err and 'scalars.json' in err
+
+
+def test_curves_drop_the_validation_panel_when_nothing_was_validated():
+    train_only = dict(train_step=[1, 2], loss=[2.0, 1.0], lr=[0.1, 0.1], val_step=[], val=[],
+                      val_metric=None)
+    validated = dict(train_only, val_step=[2], val=[0.3], val_metric='pascal_voc/mAP')
+    assert len(summarize.plot_curves({'a': train_only}).axes) == 2
+    assert len(summarize.plot_curves({'a': train_only, 'b': validated}).axes) == 3
+
+
+def test_a_long_title_is_wrapped_inside_the_figure(runs):
+    title = 'Embedded synthetic demo data, 2-core CPU (not ImageNet/VOC/COCO), ' * 2
+    fig = summarize.plot_bars(summarize.load_table(runs), title)
+    fig.canvas.draw()
+    box = fig.axes[0].title.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width

@@ -22,6 +22,7 @@ import io
 import json
 import math
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -141,7 +142,7 @@ def plot_bars(table: Table, title: str | None = None) -> plt.Figure:
     ax.set_ylim(0, max(top, 1.0) * 1.2)  # room for the legend above the bars
     ax.legend(fontsize=8, ncols=len(COLUMNS))
     if title:
-        ax.set_title(title)
+        ax.set_title(textwrap.fill(title, 60), fontsize=9)  # wrapped: never clipped
     fig.tight_layout()
     return fig
 
@@ -215,23 +216,26 @@ def parse_scalars(path: Path) -> dict:
 
 
 def plot_curves(curves: dict[str, dict], title: str | None = None) -> plt.Figure:
-    """Three panels against iteration: training loss, learning rate, validation metric."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    """Panels against iteration: training loss, learning rate and, when any run was validated
+    during training, the validation metric (no empty panel otherwise)."""
+    validated = any(c['val_metric'] and c['val'] for c in curves.values())
+    labels = ('training loss', 'learning rate') + (('validation metric',) if validated else ())
+    fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 4))
     for name, c in curves.items():
         axes[0].plot(c['train_step'], c['loss'], label=name, linewidth=1)
         axes[1].plot(c['train_step'], c['lr'], label=name, linewidth=1)
-        if c['val_metric']:
+        if validated and c['val_metric']:
             axes[2].plot(c['val_step'], c['val'], marker='o', markersize=3,
                          label=f"{name} ({c['val_metric']})")
-    for ax, label in zip(axes, ('training loss', 'learning rate', 'validation metric'),
-                         strict=True):
+    for ax, label in zip(axes, labels, strict=True):
         ax.set_title(label)
         ax.set_xlabel('iteration')
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    axes[2].legend(fontsize=7)
+    if validated:
+        axes[2].legend(fontsize=7)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(textwrap.fill(title, 110))
     fig.tight_layout()
     return fig
 

@@ -71,6 +71,9 @@ test_dataloader = dict(
         type='VOCDataset', data_root=data_root, metainfo=metainfo,
         ann_file='VOC2007/ImageSets/Main/test.txt', data_prefix=dict(sub_data_root='VOC2007/'),
         test_mode=True, pipeline=test_pipeline))
+# VOC 11-point mAP as the parent's, with the per-class table naming the demo's shapes (mmdet's
+# VOCMetric names Pascal VOC's classes for any data under a VOC2007 folder).
+test_evaluator = dict(type='NamedVOCMetric', metric='mAP', eval_mode='11points')
 # CPU time: no validation during training; tools/test.py evaluates the final checkpoint once.
 val_dataloader = None
 val_cfg = None

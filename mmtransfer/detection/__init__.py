@@ -1,6 +1,7 @@
 """Detection transfer: strict backbone initialisation and helpers for ``tools/``.
 
-Importing this package registers the ``StrictPretrained`` weight initializer, so configs say
+Importing this package registers the ``StrictPretrained`` weight initializer and the
+``NamedVOCMetric`` (VOC mAP with the dataset's own class names), so configs say
 ``custom_imports = dict(imports=['mmtransfer.detection', 'mmtransfer.engine'], ...)``.
 """
 import mmtransfer  # noqa: F401  (applies mmtransfer.compat before mmengine loads anything)
@@ -11,8 +12,9 @@ from mmtransfer.detection.backbone_init import (
     load_backbone_strict,
     read_backbone_state_dict,
 )
+from mmtransfer.detection.metrics import NamedVOCMetric
 
 __all__ = [
     'BackboneLoadError', 'StrictPretrainedInit', 'check_fits',
-    'load_backbone_strict', 'read_backbone_state_dict',
+    'load_backbone_strict', 'read_backbone_state_dict', 'NamedVOCMetric',
 ]

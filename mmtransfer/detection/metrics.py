@@ -72,3 +72,32 @@ def format_metrics(metrics: dict[str, float]) -> str:
 def write_metrics_json(path: str, metrics: dict[str, float]) -> None:
     """Write ``metrics`` to ``path`` atomically (temp file in the same folder, then replace)."""
     write_text_atomic(path, json.dumps(metrics, indent=2, sort_keys=True) + '\n')
+
+
+def _register_named_voc_metric():
+    from mmdet.evaluation import VOCMetric
+    from mmdet.registry import METRICS
+
+    @METRICS.register_module(force=True)
+    class NamedVOCMetric(VOCMetric):
+        """mmdet's ``VOCMetric`` whose per-class table names the dataset's own classes.
+
+        ``VOCDataset`` marks any data under a ``VOC2007`` folder as ``dataset_type='VOC2007'``
+        and ``VOCMetric`` then labels the rows with Pascal VOC's 20 names, whatever the classes
+        are (the demo's shapes, say). The numbers are the same; only the names change.
+        """
+
+        def compute_metrics(self, results: list) -> dict:
+            meta = self.dataset_meta
+            if not meta or 'dataset_type' not in meta:
+                return super().compute_metrics(results)
+            self._dataset_meta = {k: v for k, v in meta.items() if k != 'dataset_type'}
+            try:
+                return super().compute_metrics(results)
+            finally:
+                self._dataset_meta = meta
+
+    return NamedVOCMetric
+
+
+NamedVOCMetric = _register_named_voc_metric()

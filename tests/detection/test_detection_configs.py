@@ -105,7 +105,7 @@ def test_demo_configs_are_small_and_resnet18(name, root):
 def test_demo_configs_inherit_the_research_configs():
     """What the demo does not restate comes from its parent (and so from mmdet)."""
     voc, demo_voc = load(VOC), load(DEMO_VOC)
-    assert demo_voc.test_evaluator == voc.test_evaluator  # VOCMetric, 11 points
+    assert demo_voc.test_evaluator == dict(voc.test_evaluator, type='NamedVOCMetric')
     assert demo_voc.optim_wrapper.optimizer == voc.optim_wrapper.optimizer  # SGD, lr 0.01
     assert demo_voc.model.roi_head.bbox_roi_extractor.roi_layer == \
         voc.model.roi_head.bbox_roi_extractor.roi_layer
