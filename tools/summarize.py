@@ -8,6 +8,7 @@ written by tools/test.py with mmdet's metric names, values in [0, 1]) and writes
     PREFIX.csv   the same numbers (empty cell where missing)
     PREFIX.png   grouped bars, method x metric
 
+With several ROOTs (one per run, e.g. per seed) every cell is ``mean ± std`` over the runs.
 With ``--curves`` it also reads every mmengine ``<work_dir>/<timestamp>/vis_data/scalars.json``
 under ROOT and writes ``PREFIX_curves.png`` (loss, lr and validation metric against iteration, one
 line per run). Example::
@@ -98,33 +99,65 @@ def load_table(root: Path) -> Table:
     return table
 
 
-def _cell(value: float | None) -> str:
-    return MISSING if value is None else f'{100 * value:.1f}'
+def combine(tables: list[Table]) -> tuple[Table, Table]:
+    """Several runs per method (one table per run, e.g. per seed) -> (mean, std) tables.
+
+    The std is the sample standard deviation over the runs that have the value (None with
+    fewer than 2); the mean is over those runs (None with none).
+    """
+    mean: Table = {}
+    std: Table = {}
+    for method in {m for t in tables for m in t}:
+        mean[method], std[method] = {}, {}
+        for _, column, *_ in COLUMNS:
+            values = [t[method][column] for t in tables
+                      if method in t and t[method][column] is not None]
+            mean[method][column] = sum(values) / len(values) if values else None
+            std[method][column] = (math.sqrt(sum((v - mean[method][column]) ** 2 for v in values)
+                                             / (len(values) - 1)) if len(values) > 1 else None)
+    return mean, std
 
 
-def format_markdown(table: Table, title: str | None = None) -> str:
+def _cell(value: float | None, spread: float | None = None) -> str:
+    if value is None:
+        return MISSING
+    return f'{100 * value:.1f}' + ('' if spread is None else f' ± {100 * spread:.1f}')
+
+
+def format_markdown(table: Table, title: str | None = None, std: Table | None = None) -> str:
+    """Markdown table (x100, one decimal); with ``std``, cells read ``mean ± std``."""
     lines = [title, ''] if title else []
     lines.append('| method | ' + ' | '.join(h for h, *_ in COLUMNS) + ' |')
     lines.append('|:--|' + '--:|' * len(COLUMNS))
     for method in ordered(table):
-        cells = [_cell(table[method][c]) for _, c, *_ in COLUMNS]
+        cells = [_cell(table[method][c], std[method][c] if std else None)
+                 for _, c, *_ in COLUMNS]
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
-def format_csv(table: Table) -> str:
-    """CSV of the table, values x100 with one decimal, empty where missing."""
+def format_csv(table: Table, std: Table | None = None) -> str:
+    """CSV of the table, values x100 with one decimal, empty where missing; with ``std`` a
+    ``<column>_std`` column after each column."""
+    def number(v):
+        return '' if v is None else f'{100 * v:.1f}'
+
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator='\n')
-    writer.writerow(['method', *(c for _, c, *_ in COLUMNS)])
+    header = ['method']
+    for _, c, *_ in COLUMNS:
+        header += [c, f'{c}_std'] if std else [c]
+    writer.writerow(header)
     for method in ordered(table):
-        writer.writerow([method, *('' if (v := table[method][c]) is None else f'{100 * v:.1f}'
-                                   for _, c, *_ in COLUMNS)])
+        row = [method]
+        for _, c, *_ in COLUMNS:
+            row += [number(table[method][c])] + ([number(std[method][c])] if std else [])
+        writer.writerow(row)
     return buf.getvalue()
 
 
-def plot_bars(table: Table, title: str | None = None) -> plt.Figure:
-    """Grouped bars: one group per method, one bar per metric (x100)."""
+def plot_bars(table: Table, title: str | None = None, std: Table | None = None) -> plt.Figure:
+    """Grouped bars: one group per method, one bar per metric (x100); error bars = ``std``."""
     methods = ordered(table)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(methods) + 2), 4))
     width = 0.8 / len(COLUMNS)
@@ -132,7 +165,9 @@ def plot_bars(table: Table, title: str | None = None) -> plt.Figure:
         values = [table[m][column] for m in methods]
         xs = [i + (k - (len(COLUMNS) - 1) / 2) * width for i in range(len(methods))]
         heights = [math.nan if v is None else 100 * v for v in values]
-        bars = ax.bar(xs, heights, width, label=header)
+        errors = None if std is None else [0.0 if std[m][column] is None else
+                                           100 * std[m][column] for m in methods]
+        bars = ax.bar(xs, heights, width, label=header, yerr=errors, capsize=2)
         ax.bar_label(bars, labels=['' if v is None else f'{100 * v:.1f}' for v in values],
                      fontsize=6, padding=1)
     ax.set_xticks(range(len(methods)), methods, rotation=30, ha='right')
@@ -255,7 +290,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='example:\n  python tools/summarize.py work_dirs/demo/det --out '
                'work_dirs/demo/results --curves')
-    parser.add_argument('root', type=Path, help='directory holding <method>/{voc,coco}/')
+    parser.add_argument('root', type=Path, nargs='+',
+                        help='directory holding <method>/{voc,coco}/; several (e.g. one per '
+                             'seed) give mean ± std over them')
     parser.add_argument('--out', type=Path, required=True,
                         help='output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png')
     parser.add_argument('--title', default=None, help='caption line of the table and plots')
@@ -269,21 +306,25 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     prefix: Path = args.out
     try:
-        table = load_table(args.root)
+        tables = [load_table(root) for root in args.root]
+        table, std = combine(tables) if len(tables) > 1 else (tables[0], None)
         curves = None
         if args.curves:
-            logs = find_logs(args.root)
+            logs = find_logs(args.root[0])
             if not logs:
-                raise SummaryError(f'{args.root}: no vis_data/scalars.json found for --curves')
+                raise SummaryError(f'{args.root[0]}: no vis_data/scalars.json found for --curves')
             curves = {name: parse_scalars(path) for name, path in logs.items()}
     except SummaryError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2
-    markdown = format_markdown(table, args.title)
-    text = format_csv(table)
+    title = args.title
+    if std is not None:
+        title = f'{title or "Transfer"} (mean ± std over {len(tables)} runs)'
+    markdown = format_markdown(table, title, std)
+    text = format_csv(table, std)
     write_text_atomic(prefix.with_name(prefix.name + '.md'), markdown)
     write_text_atomic(prefix.with_name(prefix.name + '.csv'), text)
-    _save_figure(plot_bars(table, args.title), prefix.with_name(prefix.name + '.png'))
+    _save_figure(plot_bars(table, title, std), prefix.with_name(prefix.name + '.png'))
     if curves is not None:
         _save_figure(plot_curves(curves, args.title),
                      prefix.with_name(prefix.name + '_curves.png'))
