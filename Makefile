@@ -34,12 +34,17 @@ DEMO_ROWS ?= random_init baseline dense_distill
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONUNBUFFERED := 1
 
-# The main job, on the embedded demo data, on CPU: data -> pretrain -> export -> Faster R-CNN
-# on demo VOC and demo COCO -> test -> results table, plot and training curves.
+# The main job, on the embedded demo data, on CPU: data -> pretrain -> export -> robustness,
+# calibration and OOD evaluation of each pretrained classifier (held-out shapes as the OOD set)
+# -> Faster R-CNN on demo VOC and demo COCO -> test -> results table, plots and training curves.
 demo: install
 	$(PY) tools/make_demo_data.py --out data/demo
 	set -e; for method in $(filter-out random_init,$(DEMO_ROWS)); do \
 	    $(PY) pretrain/train.py --method $$method --demo --work-dir $(DEMO)/pretrain/$$method; \
+	done
+	set -e; for method in $(filter-out random_init,$(DEMO_ROWS)); do \
+	    $(PY) tools/evaluate.py "$$(cat $(DEMO)/pretrain/$$method/last_checkpoint)" --size 64 \
+	        --data-root data/demo/cls --ood-root data/demo/cls/ood --work-dir $(DEMO)/det/$$method/eval; \
 	done
 	set -e; for row in $(DEMO_ROWS); do \
 	    if [ $$row = random_init ]; then bb=none; else bb=$(DEMO)/pretrain/$$row/backbone.pth; fi; \

@@ -12,8 +12,8 @@ sys.path.insert(0, REPO)
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 # Small but complete: every class folder, both detection layouts.
-SMALL_DEMO = dict(cls_train_per_class=24, cls_val_per_class=6, det_trainval07=24,
-                  det_trainval12=16, det_test07=16)
+SMALL_DEMO = dict(cls_train_per_class=24, cls_val_per_class=6, cls_ood_per_shape=3,
+                  det_trainval07=24, det_trainval12=16, det_test07=16)
 
 
 @pytest.fixture(scope='session')

@@ -205,3 +205,43 @@ def test_several_runs_give_mean_and_sample_std(runs, tmp_path, capsys):
         baseline = next(r for r in csv.DictReader(f) if r['method'] == 'baseline')
     assert baseline['voc07_mAP'] == '63.3' and baseline['voc07_mAP_std'] == '2.8'
     assert 'mean ± std over 2 runs' in (tmp_path / 'two.md').read_text().splitlines()[0]
+
+
+EVAL = dict(top1=87.5, top5=99.0, fgsm_top1_error=40.25, pgd_top1_error=61.0, ece=0.0312,
+            ood_auroc=72.44, ood_aupr=80.0, ood_detection_accuracy=66.0)
+
+
+def test_evaluation_metrics_join_the_table_and_get_their_own_plot(runs, tmp_path):
+    _write_json(runs / 'baseline' / 'eval' / 'eval_metrics.json', EVAL)
+    prefix = tmp_path / 'out' / 't'
+    assert summarize.main([str(runs), '--out', str(prefix)]) == 0
+    rows = _table_rows((tmp_path / 'out' / 't.md').read_text())
+    assert rows[0] == ['method', 'VOC07 mAP', 'COCO AP', 'AP50', 'AP75', 'top-1', 'FGSM err',
+                       'PGD err', 'ECE', 'OOD AUROC']
+    by_method = {r[0]: r for r in rows[2:]}
+    # percentages as written by tools/evaluate.py; the ECE fraction 0.0312 shown as 3.1 %
+    assert by_method['baseline'][1:] == ['61.3', '29.7', '50.1', '30.5', '87.5', '40.2', '61.0',
+                                         '3.1', '72.4']
+    assert by_method['random_init'][5:] == ['—'] * 5          # no eval for this run
+    with open(tmp_path / 'out' / 't.csv', newline='') as f:
+        baseline = next(r for r in csv.DictReader(f) if r['method'] == 'baseline')
+    assert baseline['ece'] == '3.1' and baseline['ood_auroc'] == '72.4'
+    with Image.open(tmp_path / 'out' / 't_robustness.png') as im:
+        assert im.format == 'PNG' and im.size[0] > im.size[1] > 100
+
+
+def test_evaluation_metrics_mean_and_std_over_runs(runs, tmp_path):
+    """FGSM error 40.25 and 44.25 over two runs: 42.2 ± 2.8."""
+    _write_json(runs / 'baseline' / 'eval' / 'eval_metrics.json', EVAL)
+    second = tmp_path / 'seed1'
+    _write_json(second / 'baseline' / 'eval' / 'eval_metrics.json',
+                dict(EVAL, fgsm_top1_error=44.25))  # a run with evaluation only
+    assert summarize.main([str(runs), str(second), '--out', str(tmp_path / 'two')]) == 0
+    rows = {r[0]: r for r in _table_rows((tmp_path / 'two.md').read_text())}
+    assert rows['baseline'][6] == '42.2 ± 2.8' and rows['baseline'][5] == '87.5 ± 0.0'
+    assert rows['baseline'][1] == '61.3'                     # VOC only in the first run
+
+
+def test_no_robustness_plot_without_evaluation(runs, tmp_path):
+    assert summarize.main([str(runs), '--out', str(tmp_path / 't')]) == 0
+    assert not (tmp_path / 't_robustness.png').exists()

@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from mmtransfer.data.demo import DemoDataError, is_complete, make_demo_data
+from mmtransfer.data.demo import DemoDataError, default_sizes, is_complete, make_demo_data
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -23,12 +23,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog='example:\n  python tools/make_demo_data.py --out data/demo --seed 0')
     parser.add_argument('--out', default='data/demo', help='output directory')
     parser.add_argument('--seed', type=int, default=0, help='random seed of the whole tree')
-    parser.add_argument('--cls-train-per-class', type=int, default=100)
-    parser.add_argument('--cls-val-per-class', type=int, default=20)
-    parser.add_argument('--det-trainval07', type=int, default=300)
-    parser.add_argument('--det-trainval12', type=int, default=200)
-    parser.add_argument('--det-test07', type=int, default=150)
-    parser.add_argument('--det-size', type=int, nargs=2, default=(192, 160),
+    sizes = default_sizes()
+    for key, value in sizes.items():
+        if key != 'det_size':
+            parser.add_argument('--' + key.replace('_', '-'), type=int, default=value,
+                                metavar='N', help=f'(default: {value})')
+    parser.add_argument('--det-size', type=int, nargs=2, default=sizes['det_size'],
                         metavar=('WIDTH', 'HEIGHT'), help='detection scene size')
     parser.add_argument('--force', action='store_true',
                         help='rebuild even if a complete tree with these settings exists')
@@ -37,10 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    sizes = dict(cls_train_per_class=args.cls_train_per_class,
-                 cls_val_per_class=args.cls_val_per_class, det_trainval07=args.det_trainval07,
-                 det_trainval12=args.det_trainval12, det_test07=args.det_test07,
-                 det_size=tuple(args.det_size))
+    sizes = {key: getattr(args, key) for key in default_sizes()}
+    sizes['det_size'] = tuple(sizes['det_size'])
     if not args.force and is_complete(args.out, args.seed, **sizes):
         print(f'{args.out}: demo data (seed {args.seed}) is already complete')
         return 0

@@ -2,11 +2,16 @@
 """Summarise detection transfer runs into the comparison table (Markdown, CSV, bar plot).
 
 Reads ``ROOT/<method>/voc/metrics.json`` and ``ROOT/<method>/coco/metrics.json`` (flat JSON dicts
-written by tools/test.py with mmdet's metric names, values in [0, 1]) and writes::
+written by tools/test.py with mmdet's metric names, values in [0, 1]) and, when present,
+``ROOT/<method>/eval/eval_metrics.json`` (tools/evaluate.py: clean top-1, FGSM / PGD top-1 error,
+ECE, OOD AUROC), and writes::
 
-    PREFIX.md    caption line + table: method | VOC07 mAP | COCO AP | AP50 | AP75  (x100, 1 dec.)
+    PREFIX.md    caption line + table: method | VOC07 mAP | COCO AP | AP50 | AP75 [| top-1 |
+                 FGSM err | PGD err | ECE | OOD AUROC]  (all in %, 1 decimal)
     PREFIX.csv   the same numbers (empty cell where missing)
-    PREFIX.png   grouped bars, method x metric
+    PREFIX.png   grouped bars, method x detection metric
+    PREFIX_robustness.png   (with eval metrics) one panel per metric: transfer beside
+                 robustness, calibration and OOD detection
 
 With several ROOTs (one per run, e.g. per seed) every cell is ``mean ± std`` over the runs.
 With ``--curves`` it also reads every mmengine ``<work_dir>/<timestamp>/vis_data/scalars.json``
@@ -36,14 +41,23 @@ from mmtransfer.fileio import write_atomic, write_text_atomic  # noqa: E402
 
 METHOD_ORDER = ('random_init', 'baseline', 'mixup', 'cutmix', 'manifold_mixup', 'multimix',
                 'dense', 'distill', 'dense_distill')
-# (table header, CSV column, dataset sub-directory, mmdet metric name)
-COLUMNS = (
-    ('VOC07 mAP', 'voc07_mAP', 'voc', 'pascal_voc/mAP'),
-    ('COCO AP', 'coco_AP', 'coco', 'coco/bbox_mAP'),
-    ('AP50', 'coco_AP50', 'coco', 'coco/bbox_mAP_50'),
-    ('AP75', 'coco_AP75', 'coco', 'coco/bbox_mAP_75'),
+# (table header, CSV column, run sub-directory, metric name, factor to a fraction in [0, 1])
+DETECTION_COLUMNS = (
+    ('VOC07 mAP', 'voc07_mAP', 'voc', 'pascal_voc/mAP', 1.0),
+    ('COCO AP', 'coco_AP', 'coco', 'coco/bbox_mAP', 1.0),
+    ('AP50', 'coco_AP50', 'coco', 'coco/bbox_mAP_50', 1.0),
+    ('AP75', 'coco_AP75', 'coco', 'coco/bbox_mAP_75', 1.0),
 )
-DATASETS = ('voc', 'coco')
+# tools/evaluate.py writes percentages, and the ECE as a fraction. Shown only when a run has them.
+EVAL_COLUMNS = (
+    ('top-1', 'top1', 'eval', 'top1', 0.01),
+    ('FGSM err', 'fgsm_err', 'eval', 'fgsm_top1_error', 0.01),
+    ('PGD err', 'pgd_err', 'eval', 'pgd_top1_error', 0.01),
+    ('ECE', 'ece', 'eval', 'ece', 1.0),
+    ('OOD AUROC', 'ood_auroc', 'eval', 'ood_auroc', 0.01),
+)
+COLUMNS = DETECTION_COLUMNS + EVAL_COLUMNS
+FILES = dict(voc='voc/metrics.json', coco='coco/metrics.json', eval='eval/eval_metrics.json')
 MISSING = '—'
 # Validation metrics, most wanted first, for the curves' third panel.
 VAL_METRICS = ('pascal_voc/mAP', 'coco/bbox_mAP', 'accuracy/top1')
@@ -76,27 +90,37 @@ def _read_metrics(path: Path) -> dict:
 
 
 def load_table(root: Path) -> Table:
-    """Read every ``root/<method>/{voc,coco}/metrics.json``; missing files or keys give None."""
+    """Read every ``root/<method>/{voc,coco}/metrics.json`` (and ``eval/eval_metrics.json``);
+    missing files or keys give None. Evaluation columns are in a row only when its run has an
+    ``eval_metrics.json``."""
     if not root.is_dir():
         raise SummaryError(f'{root}: no such directory')
     table: Table = {}
     for method_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = {d: method_dir / d / 'metrics.json' for d in DATASETS}
+        files = {source: method_dir / name for source, name in FILES.items()}
         if not any(f.is_file() for f in files.values()):
             continue
         metrics = {d: _read_metrics(f) if f.is_file() else {} for d, f in files.items()}
+        columns = DETECTION_COLUMNS + (EVAL_COLUMNS if files['eval'].is_file() else ())
         row = {}
-        for _, column, dataset, key in COLUMNS:
-            value = metrics[dataset].get(key)
+        for _, column, source, key, factor in columns:
+            value = metrics[source].get(key)
             if value is not None and not (isinstance(value, int | float)
                                           and not isinstance(value, bool)):
-                raise SummaryError(f'{files[dataset]}: {key} is not a number: {value!r}')
-            row[column] = None if value is None or math.isnan(value) else float(value)
+                raise SummaryError(f'{files[source]}: {key} is not a number: {value!r}')
+            row[column] = None if value is None or math.isnan(value) else factor * float(value)
         table[method_dir.name] = row
     if not table:
         raise SummaryError(f'{root}: no runs found (expected <method>/voc/metrics.json or '
                            f'<method>/coco/metrics.json)')
     return table
+
+
+def columns_of(rows) -> tuple:
+    """The columns to show for these table rows: detection always, evaluation when any row
+    has it."""
+    rows = list(rows)
+    return tuple(c for c in COLUMNS if c in DETECTION_COLUMNS or any(c[1] in r for r in rows))
 
 
 def combine(tables: list[Table]) -> tuple[Table, Table]:
@@ -109,9 +133,9 @@ def combine(tables: list[Table]) -> tuple[Table, Table]:
     std: Table = {}
     for method in {m for t in tables for m in t}:
         mean[method], std[method] = {}, {}
-        for _, column, *_ in COLUMNS:
+        for _, column, *_ in columns_of(t[method] for t in tables if method in t):
             values = [t[method][column] for t in tables
-                      if method in t and t[method][column] is not None]
+                      if method in t and t[method].get(column) is not None]
             mean[method][column] = sum(values) / len(values) if values else None
             std[method][column] = (math.sqrt(sum((v - mean[method][column]) ** 2 for v in values)
                                              / (len(values) - 1)) if len(values) > 1 else None)
@@ -126,12 +150,13 @@ def _cell(value: float | None, spread: float | None = None) -> str:
 
 def format_markdown(table: Table, title: str | None = None, std: Table | None = None) -> str:
     """Markdown table (x100, one decimal); with ``std``, cells read ``mean ± std``."""
+    columns = columns_of(table.values())
     lines = [title, ''] if title else []
-    lines.append('| method | ' + ' | '.join(h for h, *_ in COLUMNS) + ' |')
-    lines.append('|:--|' + '--:|' * len(COLUMNS))
+    lines.append('| method | ' + ' | '.join(h for h, *_ in columns) + ' |')
+    lines.append('|:--|' + '--:|' * len(columns))
     for method in ordered(table):
-        cells = [_cell(table[method][c], std[method][c] if std else None)
-                 for _, c, *_ in COLUMNS]
+        cells = [_cell(table[method].get(c), std[method].get(c) if std else None)
+                 for _, c, *_ in columns]
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
@@ -142,16 +167,17 @@ def format_csv(table: Table, std: Table | None = None) -> str:
     def number(v):
         return '' if v is None else f'{100 * v:.1f}'
 
+    columns = columns_of(table.values())
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator='\n')
     header = ['method']
-    for _, c, *_ in COLUMNS:
+    for _, c, *_ in columns:
         header += [c, f'{c}_std'] if std else [c]
     writer.writerow(header)
     for method in ordered(table):
         row = [method]
-        for _, c, *_ in COLUMNS:
-            row += [number(table[method][c])] + ([number(std[method][c])] if std else [])
+        for _, c, *_ in columns:
+            row += [number(table[method].get(c))] + ([number(std[method].get(c))] if std else [])
         writer.writerow(row)
     return buf.getvalue()
 
@@ -160,10 +186,10 @@ def plot_bars(table: Table, title: str | None = None, std: Table | None = None) 
     """Grouped bars: one group per method, one bar per metric (x100); error bars = ``std``."""
     methods = ordered(table)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(methods) + 2), 4))
-    width = 0.8 / len(COLUMNS)
-    for k, (header, column, *_) in enumerate(COLUMNS):
+    width = 0.8 / len(DETECTION_COLUMNS)
+    for k, (header, column, *_) in enumerate(DETECTION_COLUMNS):
         values = [table[m][column] for m in methods]
-        xs = [i + (k - (len(COLUMNS) - 1) / 2) * width for i in range(len(methods))]
+        xs = [i + (k - (len(DETECTION_COLUMNS) - 1) / 2) * width for i in range(len(methods))]
         heights = [math.nan if v is None else 100 * v for v in values]
         errors = None if std is None else [0.0 if std[m][column] is None else
                                            100 * std[m][column] for m in methods]
@@ -172,12 +198,45 @@ def plot_bars(table: Table, title: str | None = None, std: Table | None = None) 
                      fontsize=6, padding=1)
     ax.set_xticks(range(len(methods)), methods, rotation=30, ha='right')
     ax.set_ylabel('score (x100)')
-    top = max((100 * v for row in table.values() for v in row.values() if v is not None),
-              default=1.0)
+    top = max((100 * row[c] for row in table.values() for _, c, *_ in DETECTION_COLUMNS
+               if row[c] is not None), default=1.0)
     ax.set_ylim(0, max(top, 1.0) * 1.2)  # room for the legend above the bars
-    ax.legend(fontsize=8, ncols=len(COLUMNS))
+    ax.legend(fontsize=8, ncols=len(DETECTION_COLUMNS))
     if title:
         ax.set_title(textwrap.fill(title, 60), fontsize=9)  # wrapped: never clipped
+    fig.tight_layout()
+    return fig
+
+
+# Panels of the robustness plot, by CSV column: transfer, then every evaluation column.
+ROBUSTNESS_PANELS = ('voc07_mAP', 'coco_AP') + tuple(c for _, c, *_ in EVAL_COLUMNS)
+LOWER_IS_BETTER = {'fgsm_err', 'pgd_err', 'ece'}
+
+
+def plot_robustness(table: Table, title: str | None = None, std: Table | None = None
+                    ) -> plt.Figure:
+    """One small bar panel per metric (x100), methods on the x axis: transfer beside
+    robustness, calibration and OOD detection. Methods without evaluation metrics show no bar
+    in those panels."""
+    methods = ordered(table)
+    fig, axes = plt.subplots(1, len(ROBUSTNESS_PANELS),
+                             figsize=(2.3 * len(ROBUSTNESS_PANELS), 3.6), squeeze=False)
+    headers = {c: h for h, c, *_ in COLUMNS}
+    for ax, column in zip(axes[0], ROBUSTNESS_PANELS, strict=True):
+        label = headers[column] + (' (lower is better)' if column in LOWER_IS_BETTER else '')
+        values = [table[m].get(column) for m in methods]
+        errors = None if std is None else [100 * (std[m].get(column) or 0.0) for m in methods]
+        bars = ax.bar(range(len(methods)), [math.nan if v is None else 100 * v for v in values],
+                      yerr=errors, capsize=2, color=[f'C{i}' for i in range(len(methods))])
+        ax.bar_label(bars, labels=['' if v is None else f'{100 * v:.1f}' for v in values],
+                     fontsize=6, padding=1)
+        ax.set_xticks(range(len(methods)), methods, rotation=45, ha='right', fontsize=7)
+        ax.set_title(textwrap.fill(label, 18), fontsize=8)
+        top = max((100 * v for v in values if v is not None), default=1.0)
+        ax.set_ylim(0, max(top, 1.0) * 1.2)
+        ax.tick_params(axis='y', labelsize=7)
+    if title:
+        fig.suptitle(textwrap.fill(title, 110), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -291,8 +350,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog='example:\n  python tools/summarize.py work_dirs/demo/det --out '
                'work_dirs/demo/results --curves')
     parser.add_argument('root', type=Path, nargs='+',
-                        help='directory holding <method>/{voc,coco}/; several (e.g. one per '
-                             'seed) give mean ± std over them')
+                        help='directory holding <method>/{voc,coco,eval}/; several (e.g. one '
+                             'per seed) give mean ± std over them')
     parser.add_argument('--out', type=Path, required=True,
                         help='output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png')
     parser.add_argument('--title', default=None, help='caption line of the table and plots')
@@ -325,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     write_text_atomic(prefix.with_name(prefix.name + '.md'), markdown)
     write_text_atomic(prefix.with_name(prefix.name + '.csv'), text)
     _save_figure(plot_bars(table, title, std), prefix.with_name(prefix.name + '.png'))
+    if any(c in EVAL_COLUMNS for c in columns_of(table.values())):
+        _save_figure(plot_robustness(table, title, std),
+                     prefix.with_name(prefix.name + '_robustness.png'))
     if curves is not None:
         _save_figure(plot_curves(curves, args.title),
                      prefix.with_name(prefix.name + '_curves.png'))

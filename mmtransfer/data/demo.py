@@ -8,6 +8,8 @@ for every class, so only shape tells the classes apart.
 Layout written under ``out_dir``::
 
     cls/{train,val}/<class>/NNNN.png              64x64 RGB, ImageFolder layout
+    cls/ood/<shape>/NNNN.png                      held-out shapes of no class (:data:`OOD_SHAPES`),
+                                                  drawn like the val images: the OOD set
     VOCdevkit/VOC2007/{JPEGImages,Annotations}    scenes '000001'...
     VOCdevkit/VOC2007/ImageSets/Main/{trainval,test}.txt
     VOCdevkit/VOC2012/{JPEGImages,Annotations}    scenes '2012_000001'...
@@ -57,7 +59,7 @@ CLS_IMAGE_SIZE = 64
 DET_IMAGE_SIZE = (192, 160)  # (width, height)
 MARKER = '.demo_complete.json'
 FORMAT = 'mmtransfer-demo'
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _SUPERSAMPLE = 4
 _DET_OBJECT_SIZE = (14, 72)  # px, log-uniform side of an object's square footprint
@@ -66,7 +68,7 @@ _DIFFICULT_VISIBLE_FRACTION = 0.6
 _DIFFICULT_MIN_SIDE = 12
 _TEXTURES = ('solid', 'stripes', 'dots', 'checker', 'gradient')
 # Streams of the per-image random generators.
-_CLS_TRAIN, _CLS_VAL, _VOC07, _VOC12 = 1, 2, 3, 4
+_CLS_TRAIN, _CLS_VAL, _VOC07, _VOC12, _CLS_OOD = 1, 2, 3, 4, 5
 
 
 class DemoDataError(RuntimeError):
@@ -118,6 +120,16 @@ _SHAPES: dict[str, list[tuple[np.ndarray, int]]] = {
     'heart': [(_heart(), 1)],
 }
 assert tuple(_SHAPES) == DEMO_CLASSES
+# Shapes of no class, for the out-of-distribution split (never in training or detection data).
+OOD_SHAPES = ('pentagon', 'arrow', 'tee', 'ellipse')
+_SHAPES.update({
+    'pentagon': [(_centred(_regular(5, 1.0)), 1)],
+    'arrow': [(np.array([[0, .95], [.7, .25], [.25, .25], [.25, -.95], [-.25, -.95],
+                         [-.25, .25], [-.7, .25]]), 1)],
+    'tee': [(np.array([[-.9, .9], [.9, .9], [.9, .45], [.22, .45], [.22, -.9], [-.22, -.9],
+                       [-.22, .45], [-.9, .45]]), 1)],
+    'ellipse': [(_CIRCLE * np.array([1.0, 0.5]), 1)],
+})
 
 
 def shape_mask(name: str, size: int, angle: float = 0.0, aspect: float = 1.0) -> np.ndarray:
@@ -225,13 +237,17 @@ def _paint(img: np.ndarray, alpha: np.ndarray, tex: np.ndarray, x0: int, y0: int
     img[ya:yb, xa:xb] += a * (t - img[ya:yb, xa:xb])
 
 
-def render_classification_image(rng: np.random.Generator, label: int,
+def render_classification_image(rng: np.random.Generator, label: int | str,
                                 size: int = CLS_IMAGE_SIZE) -> Image.Image:
-    """One ``size x size`` RGB image of shape ``DEMO_CLASSES[label]`` on a cluttered background."""
+    """One ``size x size`` RGB image of one shape on a cluttered background.
+
+    ``label`` is an index of :data:`DEMO_CLASSES` or a shape name (:data:`OOD_SHAPES` too).
+    """
+    name = DEMO_CLASSES[label] if isinstance(label, int) else label
     img = _background(rng, size, size)
     side = int(rng.integers(int(size * 0.45), int(size * 0.94) + 1))
     angle, aspect = rng.uniform(0, 2 * math.pi), float(np.exp(rng.uniform(-0.15, 0.15)))
-    alpha = shape_mask(DEMO_CLASSES[label], side, angle, aspect)
+    alpha = shape_mask(name, side, angle, aspect)
     x0, y0 = (int(v) for v in rng.integers(0, size - side + 1, 2))
     local = img[y0:y0 + side, x0:x0 + side].reshape(-1, 3).mean(0)
     tex = _texture(rng, side, _random_colour(rng, avoid=local))
@@ -364,18 +380,20 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _write_classification(root: Path, seed: int, train_per_class: int,
-                          val_per_class: int) -> dict:
+def _write_classification(root: Path, seed: int, train_per_class: int, val_per_class: int,
+                          ood_per_shape: int) -> dict:
     counts = {}
-    for split, stream, per_class in (('train', _CLS_TRAIN, train_per_class),
-                                     ('val', _CLS_VAL, val_per_class)):
-        for label, name in enumerate(DEMO_CLASSES):
+    for split, stream, shapes, per_class in (
+            ('train', _CLS_TRAIN, DEMO_CLASSES, train_per_class),
+            ('val', _CLS_VAL, DEMO_CLASSES, val_per_class),
+            ('ood', _CLS_OOD, OOD_SHAPES, ood_per_shape)):
+        for label, name in enumerate(shapes):
             folder = root / 'cls' / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
                 rng = np.random.default_rng([seed, stream, label, i])
-                render_classification_image(rng, label).save(folder / f'{i:04d}.png')
-        counts[f'cls_{split}'] = per_class * len(DEMO_CLASSES)
+                render_classification_image(rng, name).save(folder / f'{i:04d}.png')
+        counts[f'cls_{split}'] = per_class * len(shapes)
     return counts
 
 
@@ -454,19 +472,25 @@ def is_complete(out_dir: str | os.PathLike, seed: int = 0, **sizes) -> bool:
     return all((out_dir / p).exists() for p in _REQUIRED)
 
 
-_REQUIRED = ('cls/train', 'cls/val', 'VOCdevkit/VOC2007/ImageSets/Main/test.txt',
+_REQUIRED = ('cls/train', 'cls/val', 'cls/ood', 'VOCdevkit/VOC2007/ImageSets/Main/test.txt',
              'VOCdevkit/VOC2012/ImageSets/Main/trainval.txt',
              'coco/annotations/instances_train2017.json',
              'coco/annotations/instances_val2017.json')
 
 
 def _params(cls_train_per_class: int = 100, cls_val_per_class: int = 20,
-            det_trainval07: int = 300, det_trainval12: int = 200, det_test07: int = 150,
-            det_size: tuple[int, int] = DET_IMAGE_SIZE) -> dict:
+            cls_ood_per_shape: int = 20, det_trainval07: int = 300, det_trainval12: int = 200,
+            det_test07: int = 150, det_size: tuple[int, int] = DET_IMAGE_SIZE) -> dict:
     return dict(cls_train_per_class=int(cls_train_per_class),
-                cls_val_per_class=int(cls_val_per_class), det_trainval07=int(det_trainval07),
+                cls_val_per_class=int(cls_val_per_class),
+                cls_ood_per_shape=int(cls_ood_per_shape), det_trainval07=int(det_trainval07),
                 det_trainval12=int(det_trainval12), det_test07=int(det_test07),
                 det_size=[int(det_size[0]), int(det_size[1])])
+
+
+def default_sizes() -> dict:
+    """The keyword arguments of :func:`make_demo_data` that set sizes, with their defaults."""
+    return _params()
 
 
 def _check_replaceable(out_dir: Path) -> None:
@@ -480,8 +504,8 @@ def _check_replaceable(out_dir: Path) -> None:
 
 
 def make_demo_data(out_dir: str | os.PathLike, seed: int = 0, *, cls_train_per_class: int = 100,
-                   cls_val_per_class: int = 20, det_trainval07: int = 300,
-                   det_trainval12: int = 200, det_test07: int = 150,
+                   cls_val_per_class: int = 20, cls_ood_per_shape: int = 20,
+                   det_trainval07: int = 300, det_trainval12: int = 200, det_test07: int = 150,
                    det_size: tuple[int, int] = DET_IMAGE_SIZE) -> dict:
     """Generate the demo tree at ``out_dir`` (replacing an older demo tree) and return counts.
 
@@ -490,8 +514,8 @@ def make_demo_data(out_dir: str | os.PathLike, seed: int = 0, *, cls_train_per_c
     tree raises :class:`DemoDataError`. ``det_size`` is (width, height) of the scenes.
     """
     out_dir = Path(out_dir).absolute()
-    params = _params(cls_train_per_class, cls_val_per_class, det_trainval07, det_trainval12,
-                     det_test07, det_size)
+    params = _params(cls_train_per_class, cls_val_per_class, cls_ood_per_shape, det_trainval07,
+                     det_trainval12, det_test07, det_size)
     if min(params['det_size']) < 32 or min(v for k, v in params.items() if k != 'det_size') < 1:
         raise DemoDataError(f'demo sizes must be positive (scenes >= 32 px): {params}')
     _check_replaceable(out_dir)
@@ -499,7 +523,8 @@ def make_demo_data(out_dir: str | os.PathLike, seed: int = 0, *, cls_train_per_c
     start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.tmp-', dir=out_dir.parent))
     try:
-        counts = _write_classification(tmp, seed, cls_train_per_class, cls_val_per_class)
+        counts = _write_classification(tmp, seed, cls_train_per_class, cls_val_per_class,
+                                       cls_ood_per_shape)
         counts.update(_write_detection(tmp, seed, det_trainval07, det_trainval12, det_test07,
                                        tuple(params['det_size'])))
         summary = dict(classes=list(DEMO_CLASSES), **counts)

@@ -17,6 +17,7 @@ from mmtransfer.data import demo
 from mmtransfer.data.demo import (
     DEMO_CLASSES,
     MARKER,
+    OOD_SHAPES,
     DemoDataError,
     ensure_demo_data,
     is_complete,
@@ -26,8 +27,8 @@ from mmtransfer.data.demo import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-SIZES = dict(cls_train_per_class=3, cls_val_per_class=2, det_trainval07=6, det_trainval12=4,
-             det_test07=10)
+SIZES = dict(cls_train_per_class=3, cls_val_per_class=2, cls_ood_per_shape=2, det_trainval07=6,
+             det_trainval12=4, det_test07=10)
 
 
 @pytest.fixture(scope='module')
@@ -93,6 +94,19 @@ def test_shapes_are_pairwise_distinct():
             assert iou < 0.85, (a, b, iou)
 
 
+def test_ood_shapes_are_no_class():
+    # Out-of-distribution shapes must not be a class in disguise: each differs from every class
+    # (IoU below the bound the classes keep between themselves) and from each other.
+    masks = {name: shape_mask(name, 48) >= 0.5 for name in DEMO_CLASSES + OOD_SHAPES}
+    assert not set(OOD_SHAPES) & set(DEMO_CLASSES)
+    for a in OOD_SHAPES:
+        assert masks[a].mean() > 0.15, a  # a real shape, not a sliver
+        for b in DEMO_CLASSES + OOD_SHAPES:
+            if a != b:
+                iou = (masks[a] & masks[b]).sum() / (masks[a] | masks[b]).sum()
+                assert iou < 0.85, (a, b, iou)
+
+
 def test_rotation_keeps_area_and_moves_pixels():
     upright, turned = shape_mask('triangle', 64), shape_mask('triangle', 64, angle=math.pi)
     assert turned.mean() == pytest.approx(upright.mean(), rel=0.02)
@@ -142,8 +156,14 @@ def test_classification_layout(root, trees):
             for f in files:
                 with Image.open(f) as im:
                     assert im.size == (64, 64) and im.mode == 'RGB'
+    assert sorted(p.name for p in (root / 'cls' / 'ood').iterdir()) == sorted(OOD_SHAPES)
+    for name in OOD_SHAPES:
+        files = sorted((root / 'cls' / 'ood' / name).glob('*.png'))
+        assert len(files) == 2
+        with Image.open(files[0]) as im:
+            assert im.size == (64, 64) and im.mode == 'RGB'
     summary = trees['a'][0]
-    assert summary['cls_train'] == 30 and summary['cls_val'] == 20
+    assert summary['cls_train'] == 30 and summary['cls_val'] == 20 and summary['cls_ood'] == 8
 
 
 def test_detection_layout(root):
@@ -381,8 +401,8 @@ def _cli(*args):
 
 
 def test_cli(tmp_path):
-    small = ['--cls-train-per-class', '1', '--cls-val-per-class', '1', '--det-trainval07', '2',
-             '--det-trainval12', '1', '--det-test07', '2']
+    small = ['--cls-train-per-class', '1', '--cls-val-per-class', '1', '--cls-ood-per-shape', '1',
+             '--det-trainval07', '2', '--det-trainval12', '1', '--det-test07', '2']
     out = tmp_path / 'demo'
     proc = _cli('--out', str(out), '--seed', '3', *small)
     assert proc.returncode == 0, proc.stderr

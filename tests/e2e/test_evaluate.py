@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -63,6 +64,7 @@ def test_eps_zero_error_equals_the_clean_error(checkpoint, demo_root, tmp_path):
     (['--attacks', 'cw'], "--attacks: unknown attack 'cw'"),
     (['--ood-root', 'EMPTY'], 'no images'),
     (['--arch', 'resnet50'], 'weights do not fit the encoder'),
+    (['THREE_CLASSES'], 'its head has 10 classes, the data root has 3'),
 ])
 def test_bad_inputs_are_one_line_errors(checkpoint, demo_root, tmp_path, capsys, extra, message):
     from mmtransfer.cli import run
@@ -74,7 +76,15 @@ def test_bad_inputs_are_one_line_errors(checkpoint, demo_root, tmp_path, capsys,
     def main(argv):
         return _evaluate(*argv)
 
-    code = run(main, [str(checkpoint), '--data-root', str(demo_root / 'cls'), '--work-dir',
+    data_root = demo_root / 'cls'
+    if 'THREE_CLASSES' in extra:  # a val split of another class count than the checkpoint's
+        data_root, extra = tmp_path / 'three', []
+        for name in ('circle', 'square', 'star'):
+            (data_root / 'val' / name).mkdir(parents=True)
+            shutil.copy(next((demo_root / 'cls' / 'val' / name).glob('*.png')),
+                        data_root / 'val' / name / '0.png')
+
+    code = run(main, [str(checkpoint), '--data-root', str(data_root), '--work-dir',
                       str(tmp_path / 'out'), *extra])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and '\n' not in err
