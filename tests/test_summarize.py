@@ -245,3 +245,31 @@ def test_evaluation_metrics_mean_and_std_over_runs(runs, tmp_path):
 def test_no_robustness_plot_without_evaluation(runs, tmp_path):
     assert summarize.main([str(runs), '--out', str(tmp_path / 't')]) == 0
     assert not (tmp_path / 't_robustness.png').exists()
+
+
+def test_check_margin_names_each_row_that_does_not_beat_random_init(runs, tmp_path, capsys):
+    # baseline COCO AP 29.7 vs random_init 10.1: +19.6 points; multimix has no COCO AP at all.
+    assert summarize.main([str(runs), '--out', str(tmp_path / 'a'),
+                           '--check-margin', 'coco_AP=19']) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        'error: multimix: coco_AP — does not beat random_init 10.1 by 19 points',
+        'error: zz_custom: coco_AP — does not beat random_init 10.1 by 19 points']
+    assert (tmp_path / 'a.md').is_file()  # the table is still written
+    _write_json(runs / 'multimix' / 'coco' / 'metrics.json', {'coco/bbox_mAP': 0.30})
+    _write_json(runs / 'zz_custom' / 'coco' / 'metrics.json', {'coco/bbox_mAP': 0.2913})
+    assert summarize.main([str(runs), '--out', str(tmp_path / 'b'),
+                           '--check-margin', 'coco_AP=19']) == 0
+    assert summarize.main([str(runs), '--out', str(tmp_path / 'c'),
+                           '--check-margin', 'coco_AP=19.7']) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'error: baseline: coco_AP 29.7 does not beat random_init 10.1 by 19.7 points',
+        'error: zz_custom: coco_AP 29.1 does not beat random_init 10.1 by 19.7 points']
+
+
+@pytest.mark.parametrize('spec', ['coco_AP', 'top1=3', 'voc07_mAP=-1', 'voc07_mAP=x'])
+def test_check_margin_rejects_bad_specs(runs, tmp_path, capsys, spec):
+    assert summarize.main([str(runs), '--out', str(tmp_path / 'o'), '--check-margin', spec]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: --check-margin:') and '\n' not in err
+    assert not list(tmp_path.glob('o*'))

@@ -241,6 +241,49 @@ def plot_robustness(table: Table, title: str | None = None, std: Table | None = 
     return fig
 
 
+# ------------------------------------------------------------------------------ the signal check
+
+
+def parse_margins(text: str) -> dict[str, float]:
+    """``'voc07_mAP=10,coco_AP=5'`` (points x100) -> ``{'voc07_mAP': 0.10, 'coco_AP': 0.05}``."""
+    margins = {}
+    known = {c for _, c, *_ in DETECTION_COLUMNS}
+    for item in filter(None, text.split(',')):
+        column, sep, value = item.partition('=')
+        try:
+            points = float(value)
+        except ValueError:
+            points = math.nan
+        if not sep or column not in known or not points >= 0:
+            raise SummaryError(f'--check-margin: expected COLUMN=POINTS with COLUMN one of '
+                               f'{", ".join(sorted(known))}, got {item!r}')
+        margins[column] = points / 100
+    return margins
+
+
+def margin_failures(table: Table, margins: dict[str, float],
+                    reference: str = 'random_init') -> list[str]:
+    """One line per (row, column) where a row does not beat ``reference`` by the margin.
+
+    A missing value, in the row or in the reference, fails too: a check that cannot be made is
+    not passed.
+    """
+    if reference not in table:
+        return [f'no {reference} row to compare with']
+    lines = []
+    for method in ordered(table):
+        if method == reference:
+            continue
+        for column, margin in margins.items():
+            value, ref = table[method][column], table[reference][column]
+            if value is None or ref is None or value - ref < margin:
+                shown = ('—' if value is None else f'{100 * value:.1f}',
+                         '—' if ref is None else f'{100 * ref:.1f}')
+                lines.append(f'{method}: {column} {shown[0]} does not beat {reference} '
+                             f'{shown[1]} by {100 * margin:g} points')
+    return lines
+
+
 # ------------------------------------------------------------------------------ training curves
 
 
@@ -355,6 +398,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--out', type=Path, required=True,
                         help='output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png')
     parser.add_argument('--title', default=None, help='caption line of the table and plots')
+    parser.add_argument('--check-margin', metavar='COLUMN=POINTS,...',
+                        help='after writing, exit 1 unless every row beats random_init by these '
+                             'margins (x100), e.g. voc07_mAP=10,coco_AP=5; one line per miss')
     parser.add_argument('--curves', action='store_true',
                         help='also plot training curves from vis_data/scalars.json to '
                              'PREFIX_curves.png')
@@ -365,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     prefix: Path = args.out
     try:
+        margins = parse_margins(args.check_margin) if args.check_margin else None
         tables = [load_table(root) for root in args.root]
         table, std = combine(tables) if len(tables) > 1 else (tables[0], None)
         curves = None
@@ -391,7 +438,10 @@ def main(argv: list[str] | None = None) -> int:
         _save_figure(plot_curves(curves, args.title),
                      prefix.with_name(prefix.name + '_curves.png'))
     print(markdown, end='')
-    return 0
+    failures = margin_failures(table, margins) if margins else []
+    for line in failures:
+        print(f'error: {line}', file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == '__main__':
