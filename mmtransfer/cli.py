@@ -89,18 +89,35 @@ def init_cpu_distributed(launcher: str) -> None:
         dist.init_process_group(backend='gloo')
 
 
+def _latest_checkpoint(work_dir: str) -> str | None:
+    """Newest ``(epoch|iter)_N.pth`` in ``work_dir``, else the ``last_checkpoint`` pointer."""
+    import glob
+    import re
+
+    found = [p for p in glob.glob(os.path.join(glob.escape(work_dir), '*_*.pth'))
+             if re.fullmatch(r'(epoch|iter)_\d+\.pth', os.path.basename(p))]
+    if found:
+        return max(found, key=os.path.getmtime)
+    pointer = os.path.join(work_dir, 'last_checkpoint')
+    if os.path.isfile(pointer):
+        with open(pointer) as f:
+            return f.read().strip() or None
+    return None
+
+
 def resolve_resume(resume: str, work_dir: str) -> str | None:
     """The checkpoint ``--resume [CHECKPOINT]`` means, checked before the Runner starts.
 
-    ``auto`` is the work dir's last checkpoint (mmengine's ``last_checkpoint`` file), or ``None``
-    when it has none (training then starts from scratch, as in mmdet). A file that is missing,
-    truncated or not an mmengine checkpoint is an error naming it.
+    ``auto`` is the work dir's newest ``epoch_N.pth`` / ``iter_N.pth`` (complete, since they
+    are written atomically), else what mmengine's ``last_checkpoint`` file names (checkpoints in
+    another ``out_dir``), or ``None`` when there is none (training then starts from scratch, as in
+    mmdet). mmengine writes ``last_checkpoint`` in place after the checkpoint itself, so a job
+    killed in between leaves it stale or empty: it is not trusted over the files. A file that is
+    missing, truncated or not an mmengine checkpoint is an error naming it.
     """
-    from mmengine.runner.checkpoint import find_latest_checkpoint
-
     from mmtransfer.loading import CheckpointError, load_checkpoint
 
-    path = find_latest_checkpoint(work_dir) if resume == 'auto' else resume
+    path = _latest_checkpoint(work_dir) if resume == 'auto' else resume
     if path is None:
         return None
     ckpt = load_checkpoint(path, map_location='cpu')
