@@ -147,6 +147,13 @@ def infer_resnet_arch(state: Mapping[str, Tensor]) -> str:
     return RESNET_LAYOUTS[layout]
 
 
+def infer_resnet_width(state: Mapping[str, Tensor]) -> int:
+    """Stem / ``layer1`` channels of a ResNet encoder from its weights (64 in torchvision)."""
+    if 'conv1.weight' not in state:
+        raise ValueError('cannot tell the ResNet width: no conv1.weight')
+    return int(state['conv1.weight'].shape[0])
+
+
 def encoder_state_dict(checkpoint: Mapping, which: str = 'student') -> tuple[OrderedDict, str]:
     """The ResNet encoder weights (torchvision key names) in a loaded checkpoint, and their source.
 

@@ -39,7 +39,8 @@ def parse_args(argv):
     parser.add_argument('--config', help='a config file instead of configs/pretrain/<method>.py')
     parser.add_argument('--demo', action='store_true',
                         help='train on the embedded demo data with CPU-sized settings '
-                             '(configs/demo/pretrain.py; makes the data when absent)')
+                             '(configs/demo/pretrain.py; makes data/demo when absent, unless '
+                             '--data-root names another tree)')
     parser.add_argument('--data-root', help='ImageFolder root holding train/ and val/')
     parser.add_argument('--arch', help='torchvision ResNet, e.g. resnet18 for small runs')
     parser.add_argument('--max-iters', type=int, help='stop after N iterations (smoke runs)')
@@ -73,7 +74,8 @@ def build_config(args):
     if args.demo:
         from mmtransfer.data.demo import ensure_demo_data
 
-        ensure_demo_data(DEMO_ROOT)
+        if not args.data_root:  # --demo --data-root DIR: the demo settings on another tree
+            ensure_demo_data(DEMO_ROOT)
         cfg.merge_from_dict(Config.fromfile(osp.join(REPO, 'configs', 'demo', 'pretrain.py'))
                             .to_dict())
     if args.max_iters is not None:
@@ -122,7 +124,8 @@ def build_config(args):
         check_mixing_memory(cfg.model.arch, cfg.train_dataloader.dataset.size, mix.block, mix.n,
                             free_bytes=torch.cuda.mem_get_info()[0],
                             bytes_per_value=2 if amp != 'off' else 4,
-                            last_stride=cfg.model.get('last_stride', 2))
+                            last_stride=cfg.model.get('last_stride', 2),
+                            width=cfg.model.get('width', 64))
     for holder in (cfg.model, cfg.model.data_preprocessor):  # None in the config: by device
         if args.no_channels_last:
             holder.channels_last = False

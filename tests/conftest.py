@@ -26,10 +26,10 @@ def demo_root(tmp_path_factory):
     return root
 
 
-def save_resnet18_backbone(path) -> None:
-    """A randomly initialised torchvision resnet18 as an exported backbone (no ``fc.*``)."""
-    import torchvision
+def save_demo_backbone(path) -> None:
+    """A randomly initialised backbone of the demo's shape (torchvision resnet18 names, width 32,
+    configs/demo/pretrain.py) as an exported backbone file (no ``fc.*``)."""
+    from mmtransfer.models import ResNetEncoder
 
     torch.manual_seed(0)
-    state = torchvision.models.resnet18(weights=None).state_dict()
-    torch.save({k: v for k, v in state.items() if not k.startswith('fc.')}, path)
+    torch.save(ResNetEncoder('resnet18', width=32).state_dict(), path)

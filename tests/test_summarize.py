@@ -273,3 +273,26 @@ def test_check_margin_rejects_bad_specs(runs, tmp_path, capsys, spec):
     err = capsys.readouterr().err.strip()
     assert err.startswith('error: --check-margin:') and '\n' not in err
     assert not list(tmp_path.glob('o*'))
+
+
+def test_required_rows_fail_the_run_and_the_others_warn(runs, tmp_path, capsys):
+    # baseline +19.6 COCO AP points over random_init, multimix none: a margin of 19 fails only
+    # multimix, which is not required here.
+    out = str(tmp_path / 'r')
+    assert summarize.main([str(runs), '--out', out, '--check-margin', 'coco_AP=19',
+                           '--required-rows', 'baseline']) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        'warning: multimix: coco_AP — does not beat random_init 10.1 by 19 points',
+        'warning: zz_custom: coco_AP — does not beat random_init 10.1 by 19 points']
+    assert summarize.main([str(runs), '--out', out, '--check-margin', 'coco_AP=19',
+                           '--required-rows', 'baseline,multimix']) == 1
+    assert capsys.readouterr().err.strip().splitlines()[0].startswith('error: multimix:')
+
+
+def test_required_rows_must_be_in_the_table(runs, tmp_path, capsys):
+    assert summarize.main([str(runs), '--out', str(tmp_path / 'o'), '--check-margin',
+                           'coco_AP=1', '--required-rows', 'dense_distill']) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: --required-rows: no row dense_distill') and '\n' not in err
+    assert not list(tmp_path.glob('o*'))

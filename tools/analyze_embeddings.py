@@ -76,7 +76,12 @@ def parse_args(argv):
 
 def build_encoder(checkpoint: str, which: str, arch: str | None):
     """The encoder of ``checkpoint``, loaded strictly; also its source and architecture."""
-    from mmtransfer.analysis import encoder_state_dict, infer_resnet_arch, load_encoder
+    from mmtransfer.analysis import (
+        encoder_state_dict,
+        infer_resnet_arch,
+        infer_resnet_width,
+        load_encoder,
+    )
     from mmtransfer.loading import load_weights
     from mmtransfer.models import ResNetEncoder
 
@@ -84,7 +89,7 @@ def build_encoder(checkpoint: str, which: str, arch: str | None):
     try:
         state, source = encoder_state_dict(ckpt, which)
         inferred = arch or infer_resnet_arch(state)
-        encoder = load_encoder(ResNetEncoder(inferred), state)
+        encoder = load_encoder(ResNetEncoder(inferred, width=infer_resnet_width(state)), state)
     except ValueError as err:
         raise ValueError(f'{checkpoint}: {err}') from None
     return encoder, source, inferred

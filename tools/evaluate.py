@@ -57,6 +57,9 @@ def parse_args(argv):
     parser.add_argument('--which', choices=['student', 'teacher'], default='student')
     parser.add_argument('--arch', help='ResNet name (default: inferred from the weights)')
     parser.add_argument('--size', type=int, default=224, help='crop size (224; demo: 64)')
+    parser.add_argument('--resize', type=int, metavar='PX',
+                        help='shorter side before the centre crop, as the training config\'s '
+                        'val transform (default: size / 0.875; demo: 64, no crop)')
     parser.add_argument('--batch-size', type=int, default=100)
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--amp', action='store_true', help='bf16 autocast for the clean pass '
@@ -75,7 +78,12 @@ def parse_args(argv):
 
 def build_classifier(path: str, which: str, arch: str | None, num_classes: int):
     """Encoder + head of a pretraining checkpoint, loaded strictly; one-line errors."""
-    from mmtransfer.analysis import encoder_state_dict, infer_resnet_arch, load_encoder
+    from mmtransfer.analysis import (
+        encoder_state_dict,
+        infer_resnet_arch,
+        infer_resnet_width,
+        load_encoder,
+    )
     from mmtransfer.loading import load_checkpoint
     from mmtransfer.models.pretrainer import Classifier
 
@@ -88,7 +96,7 @@ def build_classifier(path: str, which: str, arch: str | None, num_classes: int):
         arch = arch or infer_resnet_arch(encoder_state)
         prefix = 'student.head.' if which == 'student' else 'teacher.module.head.'
         head = {k[len(prefix):]: v for k, v in ckpt['state_dict'].items() if k.startswith(prefix)}
-        net = Classifier(arch, head['weight'].shape[0])
+        net = Classifier(arch, head['weight'].shape[0], width=infer_resnet_width(encoder_state))
         load_encoder(net.encoder, encoder_state)
         if head['weight'].shape[0] != num_classes:
             raise ValueError(f'its head has {head["weight"].shape[0]} classes, the data root '
@@ -106,7 +114,8 @@ def loader(root: str, size: int, args):
 
     if not osp.isdir(root):
         raise FileNotFoundError(f'{root}: folder not found')
-    dataset = ImageFolderDataset(root, train=False, size=size)
+    transform = dict(resize=args.resize) if args.resize else None
+    dataset = ImageFolderDataset(root, train=False, size=size, transform=transform)
     if len(dataset) == 0:
         raise ValueError(f'{root}: no images')
     return DataLoader(dataset, batch_size=args.batch_size, shuffle=False,

@@ -61,8 +61,9 @@ def detection(out: str, device: str, shapes: dict) -> dict:
     config = osp.join(REPO, 'configs', 'demo', 'faster_rcnn_voc.py')
     options = [f'train_cfg.max_iters={iters}', f'default_hooks.checkpoint.interval={iters}',
                f'model.backbone.depth={depth}']
-    if depth >= 50:
-        options.append('model.neck.in_channels=[256,512,1024,2048]')
+    if depth >= 50:  # mmdet's R50 (the demo config's backbone is a half-width ResNet-18)
+        options += ['model.backbone.base_channels=64', 'model.backbone.stem_channels=64',
+                    'model.neck.in_channels=[256,512,1024,2048]']
     env = dict(os.environ, CUDA_VISIBLE_DEVICES='' if device == 'cpu' else
                os.environ.get('CUDA_VISIBLE_DEVICES', '0'))
     start = time.perf_counter()

@@ -401,6 +401,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--check-margin', metavar='COLUMN=POINTS,...',
                         help='after writing, exit 1 unless every row beats random_init by these '
                              'margins (x100), e.g. voc07_mAP=10,coco_AP=5; one line per miss')
+    parser.add_argument('--required-rows', metavar='ROW,...',
+                        help='with --check-margin: only these rows fail the run (error: lines); '
+                             'a miss of any other row is printed as a warning: line '
+                             '(default: every row is required)')
     parser.add_argument('--curves', action='store_true',
                         help='also plot training curves from vis_data/scalars.json to '
                              'PREFIX_curves.png')
@@ -414,6 +418,12 @@ def main(argv: list[str] | None = None) -> int:
         margins = parse_margins(args.check_margin) if args.check_margin else None
         tables = [load_table(root) for root in args.root]
         table, std = combine(tables) if len(tables) > 1 else (tables[0], None)
+        required = set(filter(None, (args.required_rows or '').split(','))) or set(table)
+        if args.required_rows is not None and not margins:
+            raise SummaryError('--required-rows needs --check-margin')
+        if unknown := sorted(required - set(table)):
+            raise SummaryError(f'--required-rows: no row {", ".join(unknown)} in the table '
+                               f'(rows: {", ".join(ordered(table))})')
         curves = None
         if args.curves:
             logs = find_logs(args.root[0])
@@ -439,9 +449,11 @@ def main(argv: list[str] | None = None) -> int:
                      prefix.with_name(prefix.name + '_curves.png'))
     print(markdown, end='')
     failures = margin_failures(table, margins) if margins else []
+    fatal = [line for line in failures if line.partition(':')[0] in required
+             or line.startswith('no ')]
     for line in failures:
-        print(f'error: {line}', file=sys.stderr)
-    return 1 if failures else 0
+        print(f'{"error" if line in fatal else "warning"}: {line}', file=sys.stderr)
+    return 1 if fatal else 0
 
 
 if __name__ == '__main__':

@@ -12,13 +12,14 @@ data_root = 'data/demo/coco/'
 classes = ('circle', 'square', 'triangle', 'star', 'cross', 'ring', 'hexagon', 'diamond',
            'crescent', 'heart')
 metainfo = dict(classes=classes)
-# The demo pretrains a torchvision resnet18.
+# The demo pretrains a half-width torchvision resnet18 (configs/demo/pretrain.py: width=32).
 backbone_checkpoint = 'work_dirs/demo/pretrain/baseline/backbone.pth'
 
 model = dict(
-    backbone=dict(depth=18, init_cfg=dict(checkpoint=backbone_checkpoint)),
+    backbone=dict(depth=18, base_channels=32, stem_channels=32,
+                  init_cfg=dict(checkpoint=backbone_checkpoint)),
     # CPU time: demo-width heads (64 channels, 256-d RoI FC; mmdet: 256 and 1024).
-    neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
     # Anchors 16-256 px for 14-72 px objects (mmdet's smallest, 32 px, misses 14 px boxes).
     rpn_head=dict(in_channels=64, feat_channels=64, anchor_generator=dict(scales=[4])),
     roi_head=dict(

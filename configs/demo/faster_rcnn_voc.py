@@ -11,15 +11,16 @@ data_root = 'data/demo/VOCdevkit/'
 classes = ('circle', 'square', 'triangle', 'star', 'cross', 'ring', 'hexagon', 'diamond',
            'crescent', 'heart')
 metainfo = dict(classes=classes)
-# The demo pretrains a torchvision resnet18.
+# The demo pretrains a half-width torchvision resnet18 (configs/demo/pretrain.py: width=32).
 backbone_checkpoint = 'work_dirs/demo/pretrain/baseline/backbone.pth'
 
 model = dict(
-    backbone=dict(depth=18, init_cfg=dict(checkpoint=backbone_checkpoint)),
+    backbone=dict(depth=18, base_channels=32, stem_channels=32,
+                  init_cfg=dict(checkpoint=backbone_checkpoint)),
     # CPU time: demo-width heads, 64 channels and a 256-d RoI FC (mmdet: 256 and 1024). At
     # mmdet's width the FPN/RPN convs and the 12544x1024 FC cost ~20x the ResNet-18 itself:
     # ~3 s per step on 2 CPU cores instead of ~0.16 s. The backbone is what is compared.
-    neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
+    neck=dict(in_channels=[32, 64, 128, 256], out_channels=64),
     rpn_head=dict(
         in_channels=64, feat_channels=64,
         # Objects are 14-72 px: mmdet's smallest anchor (scale 8 x stride 4 = 32 px) has

@@ -478,8 +478,8 @@ _REQUIRED = ('cls/train', 'cls/val', 'cls/ood', 'VOCdevkit/VOC2007/ImageSets/Mai
              'coco/annotations/instances_val2017.json')
 
 
-def _params(cls_train_per_class: int = 100, cls_val_per_class: int = 20,
-            cls_ood_per_shape: int = 20, det_trainval07: int = 300, det_trainval12: int = 200,
+def _params(cls_train_per_class: int = 800, cls_val_per_class: int = 50,
+            cls_ood_per_shape: int = 50, det_trainval07: int = 300, det_trainval12: int = 200,
             det_test07: int = 150, det_size: tuple[int, int] = DET_IMAGE_SIZE) -> dict:
     return dict(cls_train_per_class=int(cls_train_per_class),
                 cls_val_per_class=int(cls_val_per_class),
@@ -503,8 +503,8 @@ def _check_replaceable(out_dir: Path) -> None:
                         f'directory (no {MARKER})')
 
 
-def make_demo_data(out_dir: str | os.PathLike, seed: int = 0, *, cls_train_per_class: int = 100,
-                   cls_val_per_class: int = 20, cls_ood_per_shape: int = 20,
+def make_demo_data(out_dir: str | os.PathLike, seed: int = 0, *, cls_train_per_class: int = 800,
+                   cls_val_per_class: int = 50, cls_ood_per_shape: int = 50,
                    det_trainval07: int = 300, det_trainval12: int = 200, det_test07: int = 150,
                    det_size: tuple[int, int] = DET_IMAGE_SIZE) -> dict:
     """Generate the demo tree at ``out_dir`` (replacing an older demo tree) and return counts.

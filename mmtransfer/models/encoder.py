@@ -15,6 +15,44 @@ from torch import Tensor, nn
 NUM_BLOCKS = 4
 
 
+def build_torchvision_resnet(arch: str, width: int = 64,
+                             zero_init_residual: bool = False) -> torchvision.models.ResNet:
+    """torchvision's ``arch`` (random init) with ``width`` stem / ``layer1`` channels.
+
+    ``width=64`` is torchvision's network. Other widths rebuild the stem, the four stages and
+    ``fc`` with torchvision's own ``_make_layer`` and initialisation, so the key names and the
+    layout stay torchvision's (a width-32 ResNet-18 has a quarter of the FLOPs).
+    """
+    if not arch.startswith('resnet') or not hasattr(torchvision.models, arch):
+        raise ValueError(f'arch: unknown torchvision ResNet {arch!r}')
+    if not isinstance(width, int) or width < 8 or width % 8:
+        raise ValueError(f'width must be a multiple of 8 (>= 8), got {width!r}')
+    net = getattr(torchvision.models, arch)(weights=None, zero_init_residual=zero_init_residual)
+    if width == 64:
+        return net
+    block = type(net.layer1[0])
+    depths = [len(getattr(net, f'layer{k}')) for k in range(1, 5)]
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    for k, depth in enumerate(depths, start=1):
+        setattr(net, f'layer{k}', net._make_layer(block, width * 2 ** (k - 1), depth,
+                                                  stride=1 if k == 1 else 2))
+    net.fc = nn.Linear(width * 8 * block.expansion, net.fc.out_features)
+    for module in net.modules():  # torchvision ResNet.__init__'s initialisation
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.constant_(module.weight, 1)
+            nn.init.constant_(module.bias, 0)
+    if zero_init_residual:
+        for module in net.modules():
+            last_bn = getattr(module, 'bn3' if block.expansion == 4 else 'bn2', None)
+            if isinstance(module, block) and last_bn is not None:
+                nn.init.constant_(last_bn.weight, 0)
+    return net
+
+
 class ResNetEncoder(nn.Module):
     """torchvision ResNet without ``avgpool`` and ``fc``.
 
@@ -24,17 +62,17 @@ class ResNetEncoder(nn.Module):
         last_stride: stride of the last block (``layer4``): 2 as in ResNet, or 1, which doubles
             the side of the embedding grid without dilation (the paper's 8x8 dense grid from a
             4x4 one; 14x14 instead of 7x7 at 224 px). The weights are the same either way.
+        width: channels of the stem and of ``layer1`` (64 in ResNet; stage k has ``width * 2**k``
+            times the block expansion). Other widths keep torchvision's key names; MMDetection's
+            ``ResNet`` loads them with ``base_channels=stem_channels=width``.
     """
 
     def __init__(self, arch: str = 'resnet50', zero_init_residual: bool = False,
-                 last_stride: int = 2):
+                 last_stride: int = 2, width: int = 64):
         super().__init__()
-        if not arch.startswith('resnet') or not hasattr(torchvision.models, arch):
-            raise ValueError(f'arch: unknown torchvision ResNet {arch!r}')
         if last_stride not in (1, 2):
             raise ValueError(f'last_stride must be 1 or 2, got {last_stride!r}')
-        net = getattr(torchvision.models, arch)(weights=None,
-                                                zero_init_residual=zero_init_residual)
+        net = build_torchvision_resnet(arch, width, zero_init_residual)
         if last_stride == 1:  # the strided 3x3 (or 1x1 downsample) convs of layer4's first block
             for conv in net.layer4[0].modules():
                 if isinstance(conv, nn.Conv2d) and conv.stride == (2, 2):

@@ -17,12 +17,13 @@ SAVED_FRACTION = 82 / 122
 
 
 def mixed_activation_bytes(arch: str, image_size: int, block: int, n: int,
-                           bytes_per_value: int = 4, last_stride: int = 2) -> int:
+                           bytes_per_value: int = 4, last_stride: int = 2,
+                           width: int = 64) -> int:
     """Activation memory of the network after ``block`` run on ``n`` mixtures (bytes)."""
     if block >= NUM_BLOCKS:
         return 0
     with torch.device('meta'):
-        encoder = ResNetEncoder(arch, last_stride=last_stride)
+        encoder = ResNetEncoder(arch, last_stride=last_stride, width=width)
     total = 0
 
     def count(module, inputs, output):
@@ -43,10 +44,10 @@ def mixed_activation_bytes(arch: str, image_size: int, block: int, n: int,
 
 
 def check_mixing_memory(arch: str, image_size: int, block: int, n: int, free_bytes: int,
-                        bytes_per_value: int = 4, last_stride: int = 2) -> None:
+                        bytes_per_value: int = 4, last_stride: int = 2, width: int = 64) -> None:
     """Raise one line naming ``mix.block`` and ``mix.n`` if the mixtures' activations alone
     would exceed ``free_bytes`` (the device's free memory)."""
-    need = mixed_activation_bytes(arch, image_size, block, n, bytes_per_value, last_stride)
+    need = mixed_activation_bytes(arch, image_size, block, n, bytes_per_value, last_stride, width)
     if need > free_bytes:
         raise ValueError(
             f'mix.block={block} with mix.n={n}: the network after block {block} on {n} mixtures '

@@ -80,9 +80,9 @@ class Mixed:
 class Classifier(nn.Module):
     """``encoder`` (ResNet up to block 4) + global average pooling + linear ``head``."""
 
-    def __init__(self, arch: str, num_classes: int, last_stride: int = 2):
+    def __init__(self, arch: str, num_classes: int, last_stride: int = 2, width: int = 64):
         super().__init__()
-        self.encoder = ResNetEncoder(arch, last_stride=last_stride)
+        self.encoder = ResNetEncoder(arch, last_stride=last_stride, width=width)
         self.head = LinearHead(self.encoder.out_channels, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -104,18 +104,20 @@ class MixPretrainer(BaseModel):
         mix: options of :class:`~mmtransfer.models.mix_config.MixConfig` (method included).
         last_stride: stride of the last ResNet block; 1 doubles the dense grid (the paper's
             8x8 ablation), see :class:`~mmtransfer.models.encoder.ResNetEncoder`.
+        width: stem / ``layer1`` channels of the ResNet (64; the CPU demo uses 32), see
+            :func:`~mmtransfer.models.encoder.build_torchvision_resnet`.
         channels_last: keep the weights in ``channels_last`` memory format (faster convolutions
             on recent GPUs; pair it with the data preprocessor's ``channels_last``).
     """
 
     def __init__(self, arch: str = 'resnet50', num_classes: int = 1000, mix: dict | None = None,
-                 last_stride: int = 2, channels_last: bool = False,
+                 last_stride: int = 2, width: int = 64, channels_last: bool = False,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(data_preprocessor=data_preprocessor or MultiViewDataPreprocessor(),
                          init_cfg=init_cfg)
         self.mix = MixConfig.from_dict(mix)
         self.num_classes = num_classes
-        self.student = Classifier(arch, num_classes, last_stride)
+        self.student = Classifier(arch, num_classes, last_stride, width)
         if channels_last:
             self.student.to(memory_format=torch.channels_last)
         self.teacher = EMATeacher(self.student, self.mix.ema_momentum) if self.mix.distill else None

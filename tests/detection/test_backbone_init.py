@@ -148,6 +148,9 @@ def _build_detector(backbone_file: str):
 
     cfg = Config.fromfile(os.path.join(REPO, 'configs/demo/faster_rcnn_voc.py'))
     cfg.model.backbone.init_cfg.checkpoint = backbone_file
+    # torchvision's own resnet18 (width 64), not the demo's half-width one.
+    cfg.model.backbone.update(base_channels=64, stem_channels=64)
+    cfg.model.neck.in_channels = [64, 128, 256, 512]
     init_default_scope('mmdet')
     return MODELS.build(cfg.model)
 

@@ -90,7 +90,7 @@ def test_demo_classes_equal_the_generators():
 def test_demo_configs_are_small_and_resnet18(name, root):
     cfg = load(name)
     assert cfg.model.backbone.depth == 18
-    assert cfg.model.neck.in_channels == [64, 128, 256, 512]
+    assert cfg.model.neck.in_channels == [32, 64, 128, 256]
     assert cfg.backbone_checkpoint == 'work_dirs/demo/pretrain/baseline/backbone.pth'
     assert cfg.train_cfg == dict(type='IterBasedTrainLoop', max_iters=cfg.max_iters)
     assert cfg.default_hooks.checkpoint.interval == cfg.max_iters
@@ -114,3 +114,19 @@ def test_demo_configs_inherit_the_research_configs():
     assert demo_coco.test_evaluator.type == 'CocoMetric'
     assert demo_coco.test_evaluator.ann_file == \
         'data/demo/coco/annotations/instances_val2017.json'
+
+
+@pytest.mark.parametrize('name', [DEMO_VOC, DEMO_COCO])
+def test_demo_detector_backbone_fits_the_demo_pretraining_encoder(name):
+    """The backbone the demo pretrains (configs/demo/pretrain.py) loads strictly into the demo
+    detectors' mmdet ResNet: same depth, same width."""
+    from mmdet.registry import MODELS
+
+    from mmtransfer.detection.backbone_init import check_fits
+    from mmtransfer.models import ResNetEncoder
+
+    pretrain = Config.fromfile(os.path.join(REPO, 'configs', 'demo', 'pretrain.py')).model
+    encoder = ResNetEncoder(pretrain.arch, width=pretrain.width)
+    backbone_cfg = load(name).model.backbone
+    backbone_cfg.pop('init_cfg')
+    check_fits(MODELS.build(backbone_cfg), encoder.state_dict(), 'demo encoder')

@@ -17,7 +17,7 @@ import torchvision
 
 from mmtransfer.detection import BackboneLoadError
 from mmtransfer.loading import load_checkpoint
-from tests.conftest import save_resnet18_backbone
+from tests.conftest import save_demo_backbone
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOLS = os.path.join(REPO, 'tools')
@@ -48,7 +48,7 @@ def workspace(demo_root, tmp_path_factory):
     root = tmp_path_factory.mktemp('det_workspace')
     (root / 'data').mkdir()
     (root / 'data' / 'demo').symlink_to(demo_root)
-    save_resnet18_backbone(root / 'r18.pth')
+    save_demo_backbone(root / 'r18.pth')
     torch.save(torchvision.models.resnet34(weights=None).state_dict(), root / 'r34.pth')
     return root
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torchvision
 
-from tests.conftest import REPO, save_resnet18_backbone
+from tests.conftest import REPO, save_demo_backbone
 from tests.e2e.crash import run_fails
 
 ENV = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
@@ -26,7 +26,7 @@ def workspace(demo_root, tmp_path):
     """A writable copy of the demo's detection trees under ``data/demo``, and backbone files."""
     for tree in ('VOCdevkit', 'coco'):
         shutil.copytree(demo_root / tree, tmp_path / 'data' / 'demo' / tree)
-    save_resnet18_backbone(tmp_path / 'r18.pth')
+    save_demo_backbone(tmp_path / 'r18.pth')
     return tmp_path
 
 

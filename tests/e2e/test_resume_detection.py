@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from mmtransfer.loading import load_checkpoint
-from tests.conftest import REPO, save_resnet18_backbone
+from tests.conftest import REPO, save_demo_backbone
 from tests.e2e.crash import run_and_kill_after, run_ok
 
 MAX_ITERS = 8
@@ -30,7 +30,7 @@ def workspace(demo_root, tmp_path_factory):
     root = tmp_path_factory.mktemp('det_resume')
     (root / 'data').mkdir()
     (root / 'data' / 'demo').symlink_to(demo_root)
-    save_resnet18_backbone(root / 'r18.pth')
+    save_demo_backbone(root / 'r18.pth')
     return root
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mmtransfer.loading import load_checkpoint
-from tests.conftest import REPO, save_resnet18_backbone
+from tests.conftest import REPO, save_demo_backbone
 from tests.e2e.crash import run_fails
 
 ENV = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
@@ -42,7 +42,7 @@ def workspace(demo_root, tmp_path):
     os.makedirs(tmp_path / 'data' / 'demo')
     for tree in ('VOCdevkit', 'coco'):
         os.symlink(demo_root / tree, tmp_path / 'data' / 'demo' / tree)
-    save_resnet18_backbone(tmp_path / 'r18.pth')
+    save_demo_backbone(tmp_path / 'r18.pth')
     return tmp_path
 
 
