@@ -62,9 +62,9 @@ class ResNetEncoder(nn.Module):
         last_stride: stride of the last block (``layer4``): 2 as in ResNet, or 1, which doubles
             the side of the embedding grid without dilation (the paper's 8x8 dense grid from a
             4x4 one; 14x14 instead of 7x7 at 224 px). The weights are the same either way.
-        width: channels of the stem and of ``layer1`` (64 in ResNet; stage k has ``width * 2**k``
-            times the block expansion). Other widths keep torchvision's key names; MMDetection's
-            ``ResNet`` loads them with ``base_channels=stem_channels=width``.
+        width: channels of the stem and of ``layer1`` (64 in ResNet; ``layer{k}`` has
+            ``width * 2**(k-1)`` times the block expansion). Other widths keep torchvision's key
+            names; MMDetection's ``ResNet`` loads them with ``base_channels=stem_channels=width``.
     """
 
     def __init__(self, arch: str = 'resnet50', zero_init_residual: bool = False,

@@ -29,7 +29,7 @@ SIZES = dict(cls_train_per_class=800, cls_val_per_class=10, cls_ood_per_shape=1,
 def _run(args, cwd):
     env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
