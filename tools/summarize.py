@@ -262,14 +262,15 @@ def parse_margins(text: str) -> dict[str, float]:
 
 
 def margin_failures(table: Table, margins: dict[str, float],
-                    reference: str = 'random_init') -> list[str]:
-    """One line per (row, column) where a row does not beat ``reference`` by the margin.
+                    reference: str = 'random_init') -> list[tuple[str | None, str]]:
+    """``(row, line)`` per (row, column) where a row does not beat ``reference`` by the margin;
+    ``(None, line)`` when there is no reference row.
 
     A missing value, in the row or in the reference, fails too: a check that cannot be made is
     not passed.
     """
     if reference not in table:
-        return [f'no {reference} row to compare with']
+        return [(None, f'no {reference} row to compare with')]
     lines = []
     for method in ordered(table):
         if method == reference:
@@ -279,8 +280,8 @@ def margin_failures(table: Table, margins: dict[str, float],
             if value is None or ref is None or value - ref < margin:
                 shown = ('—' if value is None else f'{100 * value:.1f}',
                          '—' if ref is None else f'{100 * ref:.1f}')
-                lines.append(f'{method}: {column} {shown[0]} does not beat {reference} '
-                             f'{shown[1]} by {100 * margin:g} points')
+                lines.append((method, f'{method}: {column} {shown[0]} does not beat '
+                                      f'{reference} {shown[1]} by {100 * margin:g} points'))
     return lines
 
 
@@ -449,10 +450,11 @@ def main(argv: list[str] | None = None) -> int:
                      prefix.with_name(prefix.name + '_curves.png'))
     print(markdown, end='')
     failures = margin_failures(table, margins) if margins else []
-    fatal = [line for line in failures if line.partition(':')[0] in required
-             or line.startswith('no ')]
-    for line in failures:
-        print(f'{"error" if line in fatal else "warning"}: {line}', file=sys.stderr)
+    fatal = False
+    for row, line in failures:
+        fails_run = row is None or row in required
+        fatal |= fails_run
+        print(f'{"error" if fails_run else "warning"}: {line}', file=sys.stderr)
     return 1 if fatal else 0
 
 

@@ -17,9 +17,7 @@
 data_root = 'data/demo/cls'
 image_size = 64
 max_epochs = 8
-steps_per_epoch = 8000 // 64       # 800 images x 10 classes, batch 64, drop_last
-max_steps = max_epochs * steps_per_epoch
-warmup_steps = max_steps * 15 // 100
+warmup_epochs = max_epochs * 0.15  # 150 of the 1,000 steps (mmengine counts the loader's steps)
 model = dict(arch='resnet18', width=32, num_classes=10, mix=dict(n=256, ema_momentum=0.01))
 train_dataloader = dict(
     batch_size=64, num_workers=2, persistent_workers=False, pin_memory=False,
@@ -31,9 +29,10 @@ test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=3e-3, weight_decay=0.05))
 auto_scale_lr = dict(enable=False)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.04, by_epoch=False, begin=0, end=warmup_steps),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=warmup_steps, end=max_steps,
-         T_max=max_steps - warmup_steps, eta_min=0.0),
+    dict(type='LinearLR', start_factor=0.04, by_epoch=True, begin=0, end=warmup_epochs,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=warmup_epochs, end=max_epochs,
+         T_max=max_epochs - warmup_epochs, eta_min=0.0, convert_to_iter_based=True),
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=2)
 default_hooks = dict(logger=dict(interval=25),
