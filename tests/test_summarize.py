@@ -242,6 +242,39 @@ def test_evaluation_metrics_mean_and_std_over_runs(runs, tmp_path):
     assert rows['baseline'][1] == '61.3'                     # VOC only in the first run
 
 
+ATTACK = dict(fgsm_eps=8 / 255, pgd_eps=4 / 255, pgd_step=2 / 255, pgd_iters=20)
+
+
+def test_the_attack_protocol_is_stated_below_the_table(runs, tmp_path):
+    _write_json(runs / 'baseline' / 'eval' / 'eval_metrics.json', dict(EVAL, attack=ATTACK))
+    assert summarize.main([str(runs), '--out', str(tmp_path / 't')]) == 0
+    assert (tmp_path / 't.md').read_text().endswith(
+        '\nAttacks (pixel space): FGSM eps 8/255; PGD eps 4/255, 20 steps of 2/255.\n')
+
+
+def test_runs_attacked_differently_are_an_error(runs, tmp_path, capsys):
+    _write_json(runs / 'baseline' / 'eval' / 'eval_metrics.json', dict(EVAL, attack=ATTACK))
+    second = tmp_path / 'seed1'
+    _write_json(second / 'baseline' / 'eval' / 'eval_metrics.json',
+                dict(EVAL, attack=dict(ATTACK, pgd_iters=10)))
+    assert summarize.main([str(runs), str(second), '--out', str(tmp_path / 'two')]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f'error: {second}/baseline/eval')
+    assert "'pgd_iters': 10" in err and not (tmp_path / 'two.md').exists()
+
+
+def test_plots_keep_the_error_bars_inside_the_axes():
+    """ECE 6.7 ± 2.2 (the demo's two seeds): the axis must reach past 8.9, not stop at 8."""
+    table = {'baseline': dict(voc07_mAP=0.2, coco_AP=0.1, coco_AP50=0.2, coco_AP75=0.1,
+                              ece=0.067)}
+    std = {'baseline': dict(voc07_mAP=0.1, coco_AP=0.0, coco_AP50=0.0, coco_AP75=0.0,
+                            ece=0.022)}
+    fig = summarize.plot_robustness(table, std=std)
+    panels = dict(zip(summarize.ROBUSTNESS_PANELS, fig.axes, strict=True))
+    assert panels['ece'].get_ylim()[1] > 8.9 and panels['voc07_mAP'].get_ylim()[1] > 30
+    assert summarize.plot_bars(table, std=std).axes[0].get_ylim()[1] > 30
+
+
 def test_no_robustness_plot_without_evaluation(runs, tmp_path):
     assert summarize.main([str(runs), '--out', str(tmp_path / 't')]) == 0
     assert not (tmp_path / 't_robustness.png').exists()

@@ -2,7 +2,8 @@
 """Evaluate a pretrained classifier as the paper does, beyond top-1.
 
 On DATA_ROOT/val: clean top-1 / top-5; top-1 error under FGSM and PGD (pixel space, before
-normalisation, l-infinity budget EPS, images clamped to [0, 1]); expected calibration error over
+normalisation, l-infinity budgets, images clamped to [0, 1]; by default the mixup literature's
+protocol: FGSM 8/255, PGD 20 steps of 2/255 in the 4/255 ball); expected calibration error over
 15 bins with a reliability diagram; and with --ood-root, out-of-distribution detection with the
 maximum softmax probability as the score (ID = DATA_ROOT/val, OOD = every image under
 --ood-root): AUROC, AUPR (ID positive) and detection accuracy at the best threshold.
@@ -41,6 +42,8 @@ _fraction.__name__ = 'number >= 0 (e.g. 4/255)'
 
 
 def parse_args(argv):
+    from mmtransfer.evaluation.robustness import LITERATURE_PROTOCOL as PROTOCOL
+
     parser = ArgumentParser(prog='tools/evaluate.py', description=__doc__, epilog=EXAMPLE)
     parser.add_argument('checkpoint', help='mmengine checkpoint of pretrain/train.py')
     parser.add_argument('--data-root', required=True, metavar='DIR',
@@ -49,11 +52,17 @@ def parse_args(argv):
                         help='out-of-distribution images (any folder layout of images)')
     parser.add_argument('--attacks', default='fgsm,pgd',
                         help='comma-separated: fgsm, pgd, or "" for none (default: fgsm,pgd)')
-    parser.add_argument('--eps', type=_fraction, default=4 / 255,
-                        help='l-inf budget in [0, 1] pixel units (default: 4/255)')
-    parser.add_argument('--pgd-step', type=_fraction, default=1 / 255,
-                        help='PGD step size (default: 1/255)')
-    parser.add_argument('--pgd-iters', type=int, default=10, help='PGD iterations (default: 10)')
+    # Defaults: the mixup literature's protocol (PuzzleMix's robustness test; README).
+    parser.add_argument('--fgsm-eps', type=_fraction, metavar='EPS',
+                        help='FGSM l-inf budget (and step) in [0, 1] pixel units (default: 8/255)')
+    parser.add_argument('--pgd-eps', type=_fraction, metavar='EPS',
+                        help='PGD l-inf budget in [0, 1] pixel units (default: 4/255)')
+    parser.add_argument('--eps', type=_fraction,
+                        help='one budget for both attacks, e.g. 0 (--fgsm-eps / --pgd-eps win)')
+    parser.add_argument('--pgd-step', type=_fraction, default=PROTOCOL['pgd_step'],
+                        help='PGD step size (default: 2/255)')
+    parser.add_argument('--pgd-iters', type=int, default=PROTOCOL['pgd_iters'],
+                        help='PGD iterations (default: 20)')
     parser.add_argument('--which', choices=['student', 'teacher'], default='student')
     parser.add_argument('--arch', help='ResNet name (default: inferred from the weights)')
     parser.add_argument('--size', type=int, default=224, help='crop size (224; demo: 64)')
@@ -73,6 +82,10 @@ def parse_args(argv):
         raise ValueError(f'--attacks: unknown attack {unknown[0]!r}; choose from fgsm, pgd')
     if args.pgd_iters < 0:
         raise ValueError(f'--pgd-iters must be >= 0, got {args.pgd_iters}')
+    for attack in ATTACKS:
+        key = f'{attack}_eps'
+        if getattr(args, key) is None:
+            setattr(args, key, PROTOCOL[key] if args.eps is None else args.eps)
     return args
 
 
@@ -163,9 +176,10 @@ def main(argv=None) -> int:
         probs.append(logits_of(x).softmax(1).cpu())
         labels.append(y.cpu())
         if 'fgsm' in args.attacks:
-            wrong['fgsm'] += int((logits_of(fgsm(model, x, y, args.eps)).argmax(1) != y).sum())
+            adv = fgsm(model, x, y, args.fgsm_eps)
+            wrong['fgsm'] += int((logits_of(adv).argmax(1) != y).sum())
         if 'pgd' in args.attacks:
-            adv = pgd(model, x, y, args.eps, args.pgd_step, args.pgd_iters,
+            adv = pgd(model, x, y, args.pgd_eps, args.pgd_step, args.pgd_iters,
                       generator=torch.Generator().manual_seed(len(labels)))
             wrong['pgd'] += int((logits_of(adv).argmax(1) != y).sum())
         for _ in range(len(y)):
@@ -180,7 +194,8 @@ def main(argv=None) -> int:
         ece=expected_calibration_error(probs, labels, 15), ece_bins=15)
     for attack in args.attacks:
         metrics[f'{attack}_top1_error'] = 100 * wrong[attack] / n
-    metrics['attack'] = dict(eps=args.eps, pgd_step=args.pgd_step, pgd_iters=args.pgd_iters,
+    metrics['attack'] = dict(fgsm_eps=args.fgsm_eps, pgd_eps=args.pgd_eps,
+                             pgd_step=args.pgd_step, pgd_iters=args.pgd_iters,
                              space='pixels in [0, 1], before normalisation')
     if ood:
         ood_scores = []

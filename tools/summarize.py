@@ -7,7 +7,8 @@ written by tools/test.py with mmdet's metric names, values in [0, 1]) and, when 
 ECE, OOD AUROC), and writes::
 
     PREFIX.md    caption line + table: method | VOC07 mAP | COCO AP | AP50 | AP75 [| top-1 |
-                 FGSM err | PGD err | ECE | OOD AUROC]  (all in %, 1 decimal)
+                 FGSM err | PGD err | ECE | OOD AUROC]  (all in %, 1 decimal), and below it
+                 the attack settings, which every evaluated run must share
     PREFIX.csv   the same numbers (empty cell where missing)
     PREFIX.png   grouped bars, method x detection metric
     PREFIX_robustness.png   (with eval metrics) one panel per metric: transfer beside
@@ -116,6 +117,36 @@ def load_table(root: Path) -> Table:
     return table
 
 
+def attack_protocol(roots: list[Path]) -> dict | None:
+    """The attack settings (``eval_metrics.json``'s ``attack``) shared by every evaluated run
+    under ``roots``; None without evaluations. Rows attacked differently are not comparable:
+    a mismatch is an error naming both files."""
+    first = None
+    for root in roots:
+        for path in sorted(root.glob(f'*/{FILES["eval"]}')):
+            attack = _read_metrics(path).get('attack', {})
+            if first is None:
+                first = (path, attack)
+            elif attack != first[1]:
+                raise SummaryError(f'{path}: attack settings {attack} differ from {first[0]}\'s '
+                                   f'{first[1]}; evaluate every run with the same --fgsm-eps, '
+                                   f'--pgd-eps, --pgd-step and --pgd-iters')
+    return None if first is None else first[1]
+
+
+def describe_attacks(attack: dict) -> str:
+    """``'FGSM eps 8/255; PGD eps 4/255, 20 steps of 2/255'`` from an ``attack`` record."""
+    def px(value):
+        return f'{255 * value:.3g}/255'
+    parts = []
+    if 'fgsm_eps' in attack:
+        parts.append(f'FGSM eps {px(attack["fgsm_eps"])}')
+    if 'pgd_eps' in attack:
+        parts.append(f'PGD eps {px(attack["pgd_eps"])}, {attack["pgd_iters"]} steps of '
+                     f'{px(attack["pgd_step"])}')
+    return '; '.join(parts)
+
+
 def columns_of(rows) -> tuple:
     """The columns to show for these table rows: detection always, evaluation when any row
     has it."""
@@ -148,8 +179,10 @@ def _cell(value: float | None, spread: float | None = None) -> str:
     return f'{100 * value:.1f}' + ('' if spread is None else f' ± {100 * spread:.1f}')
 
 
-def format_markdown(table: Table, title: str | None = None, std: Table | None = None) -> str:
-    """Markdown table (x100, one decimal); with ``std``, cells read ``mean ± std``."""
+def format_markdown(table: Table, title: str | None = None, std: Table | None = None,
+                    note: str | None = None) -> str:
+    """Markdown table (x100, one decimal); with ``std``, cells read ``mean ± std``; ``note``
+    goes below it."""
     columns = columns_of(table.values())
     lines = [title, ''] if title else []
     lines.append('| method | ' + ' | '.join(h for h, *_ in columns) + ' |')
@@ -158,6 +191,8 @@ def format_markdown(table: Table, title: str | None = None, std: Table | None = 
         cells = [_cell(table[method].get(c), std[method].get(c) if std else None)
                  for _, c, *_ in columns]
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+    if note:
+        lines += ['', note]
     return '\n'.join(lines) + '\n'
 
 
@@ -182,6 +217,13 @@ def format_csv(table: Table, std: Table | None = None) -> str:
     return buf.getvalue()
 
 
+def _bar_top(table: Table, std: Table | None, columns) -> float:
+    """The highest bar end (x100) over ``columns``, error bar included; at least 1."""
+    ends = [100 * (row[c] + ((std or {}).get(m, {}).get(c) or 0.0))
+            for m, row in table.items() for c in columns if row.get(c) is not None]
+    return max([1.0, *ends])
+
+
 def plot_bars(table: Table, title: str | None = None, std: Table | None = None) -> plt.Figure:
     """Grouped bars: one group per method, one bar per metric (x100); error bars = ``std``."""
     methods = ordered(table)
@@ -198,9 +240,8 @@ def plot_bars(table: Table, title: str | None = None, std: Table | None = None) 
                      fontsize=6, padding=1)
     ax.set_xticks(range(len(methods)), methods, rotation=30, ha='right')
     ax.set_ylabel('score (x100)')
-    top = max((100 * row[c] for row in table.values() for _, c, *_ in DETECTION_COLUMNS
-               if row[c] is not None), default=1.0)
-    ax.set_ylim(0, max(top, 1.0) * 1.2)  # room for the legend above the bars
+    top = _bar_top(table, std, [c for _, c, *_ in DETECTION_COLUMNS])
+    ax.set_ylim(0, top * 1.2)  # room for the labels and the legend above the bars
     ax.legend(fontsize=8, ncols=len(DETECTION_COLUMNS))
     if title:
         ax.set_title(textwrap.fill(title, 60), fontsize=9)  # wrapped: never clipped
@@ -232,8 +273,7 @@ def plot_robustness(table: Table, title: str | None = None, std: Table | None = 
                      fontsize=6, padding=1)
         ax.set_xticks(range(len(methods)), methods, rotation=45, ha='right', fontsize=7)
         ax.set_title(textwrap.fill(label, 18), fontsize=8)
-        top = max((100 * v for v in values if v is not None), default=1.0)
-        ax.set_ylim(0, max(top, 1.0) * 1.2)
+        ax.set_ylim(0, _bar_top(table, std, [column]) * 1.2)
         ax.tick_params(axis='y', labelsize=7)
     if title:
         fig.suptitle(textwrap.fill(title, 110), fontsize=9)
@@ -418,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         margins = parse_margins(args.check_margin) if args.check_margin else None
         tables = [load_table(root) for root in args.root]
+        attack = attack_protocol(args.root)
         table, std = combine(tables) if len(tables) > 1 else (tables[0], None)
         required = set(filter(None, (args.required_rows or '').split(','))) or set(table)
         if args.required_rows is not None and not margins:
@@ -437,7 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     title = args.title
     if std is not None:
         title = f'{title or "Transfer"} (mean ± std over {len(tables)} runs)'
-    markdown = format_markdown(table, title, std)
+    attacks = describe_attacks(attack) if attack else ''
+    note = f'Attacks (pixel space): {attacks}.' if attacks else None
+    markdown = format_markdown(table, title, std, note)
     text = format_csv(table, std)
     write_text_atomic(prefix.with_name(prefix.name + '.md'), markdown)
     write_text_atomic(prefix.with_name(prefix.name + '.csv'), text)

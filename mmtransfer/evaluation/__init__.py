@@ -9,7 +9,7 @@ Pure torch functions, in the style of :mod:`mmtransfer.mixing`:
 """
 from .calibration import expected_calibration_error, reliability_bins
 from .ood import aupr, auroc, detection_accuracy, max_softmax_probability
-from .robustness import fgsm, pgd
+from .robustness import LITERATURE_PROTOCOL, fgsm, pgd
 
-__all__ = ['fgsm', 'pgd', 'expected_calibration_error', 'reliability_bins',
+__all__ = ['LITERATURE_PROTOCOL', 'fgsm', 'pgd', 'expected_calibration_error', 'reliability_bins',
            'max_softmax_probability', 'auroc', 'aupr', 'detection_accuracy']

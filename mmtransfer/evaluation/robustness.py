@@ -15,6 +15,13 @@ from torch import Tensor
 
 Model = Callable[[Tensor], Tensor]
 
+#: The mixup literature's attack protocol, as the robustness test PuzzleMix (Kim et al., 2020)
+#: publishes runs it (github.com/snu-mllab/PuzzleMix, ``checkpoint/test_robust.py``: ``param_set =
+#: [(8, 8, 1, False), (4, 2, 20, True)]``, budgets and steps in 1/255 of the [0, 1] pixel range):
+#: FGSM, one step of 8/255; PGD, 20 steps of 2/255 in the 4/255 ball from a uniform random start.
+#: ``tools/evaluate.py``'s defaults.
+LITERATURE_PROTOCOL = dict(fgsm_eps=8 / 255, pgd_eps=4 / 255, pgd_step=2 / 255, pgd_iters=20)
+
 
 def normalized(model: Model, mean: Tensor, std: Tensor) -> Model:
     """``x -> model((x - mean) / std)`` for pixel images ``x`` in ``[0, 1]``; ``mean``, ``std``:

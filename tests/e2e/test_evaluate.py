@@ -48,6 +48,23 @@ def test_evaluate_writes_every_metric(checkpoint, demo_root, blank_root, tmp_pat
         assert 0 <= metrics[key] <= 100, key
     assert metrics['fgsm_top1_error'] >= 100 - metrics['top1'] - 1e-9
     assert metrics['ood_images'] == 6 and (tmp_path / 'reliability.png').stat().st_size > 0
+    assert metrics['attack']['fgsm_eps'] == pytest.approx(8 / 255)
+    assert metrics['attack']['pgd_iters'] == 2
+
+
+# PuzzleMix's robustness test (checkpoint/test_robust.py): FGSM (8, 8, 1), PGD (4, 2, 20) in 1/255.
+@pytest.mark.parametrize('argv, fgsm_eps, pgd_eps', [
+    ([], 8 / 255, 4 / 255),
+    (['--eps', '0'], 0.0, 0.0),
+    (['--eps', '0', '--pgd-eps', '3/255'], 0.0, 3 / 255),
+    (['--fgsm-eps', '0.01'], 0.01, 4 / 255),
+])
+def test_attack_budgets_default_to_the_literature_protocol(argv, fgsm_eps, pgd_eps):
+    from tools.evaluate import parse_args
+
+    args = parse_args(['ckpt.pth', '--data-root', 'root', *argv])
+    assert (args.fgsm_eps, args.pgd_eps) == (pytest.approx(fgsm_eps), pytest.approx(pgd_eps))
+    assert (args.pgd_step, args.pgd_iters) == (pytest.approx(2 / 255), 20)
 
 
 @pytest.mark.slow
