@@ -50,3 +50,35 @@ def test_bad_flag_is_a_one_line_error_and_writes_nothing(tmp_path):
     assert proc.returncode != 0
     assert '--m must be >= 1' in proc.stderr.strip().splitlines()[-1]
     assert not out.exists()
+
+
+PROBE = os.path.join(REPO, 'benchmarks', 'learning_probe.py')
+
+
+def test_learning_probe_rows_and_attention_readout(tmp_path):
+    """Two checkpoints of a tiny dense_distill run: one row each, and the attention readout
+    obeys its definitions (each example's attention sums to 1 over the r = 4 positions)."""
+    out = tmp_path / 'probe.json'
+    proc = subprocess.run(
+        [sys.executable, PROBE, '--method', 'dense_distill', '--steps', '2', '1', '--m', '4',
+         '--n', '6', '--width', '8', '--threads', '1', '--json', str(out)],
+        capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())['rows']
+    assert [r['steps'] for r in rows] == [1, 2]
+    for row in rows:
+        assert 0 <= row['top1'] <= 100 and math.isfinite(row['loss'])
+        assert 0.25 - 1e-6 <= row['attention_max'] <= 1 + 1e-6
+        assert len(row['examples_by_position']) == 4
+        assert math.isclose(sum(row['examples_by_position']), 4, abs_tol=0.2)
+        assert 1 - 1e-6 <= row['examples_per_mixture'] <= 4 + 1e-6
+    assert len([line for line in proc.stdout.splitlines() if line.startswith('{')]) == 2
+
+
+def test_learning_probe_bad_option_is_a_one_line_error(tmp_path):
+    out = tmp_path / 'probe.json'
+    proc = subprocess.run([sys.executable, PROBE, '--cfg', 'detach_attention', '--json', str(out)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert proc.returncode != 0
+    assert '--cfg expects key=value' in proc.stderr.strip().splitlines()[-1]
+    assert not out.exists()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._utils import check_shape, upcast
+from ._utils import check_shape, divide_or, upcast
 
 __all__ = ['spatial_attention', 'dense_mixing_weights', 'dense_mix', 'dense_multimix',
            'pool_positions']
@@ -36,8 +36,8 @@ def spatial_attention(z: Tensor, *, u: str = 'gap', h: str = 'relu_l1',
             ``'cam'``: class activation query ``W^T y`` (needs ``classifier_weight`` and ``y``);
             ``'none'``: no attention, ``a = 1/r`` everywhere (``h`` is then unused).
         h: ``'relu_l1'``: ``relu`` then divide by the sum over positions (an example whose map is
-            all ``<= 0`` gets the uniform ``1/r``, never NaN); ``'softmax'``: softmax over
-            positions.
+            all ``<= 0``, or sums to under ``eps**2``, gets the uniform ``1/r``, never NaN);
+            ``'softmax'``: softmax over positions.
         classifier_weight: ``[c, d]`` weight ``W`` of the linear classifier (``'cam'`` only).
         y: ``[m, c]`` targets (``'cam'`` only).
 
@@ -65,9 +65,7 @@ def spatial_attention(z: Tensor, *, u: str = 'gap', h: str = 'relu_l1',
     if h == 'softmax':
         return scores.softmax(-1)
     scores = scores.relu()
-    total = scores.sum(-1, keepdim=True)
-    positive = total > 0
-    return torch.where(positive, scores / torch.where(positive, total, 1.0), 1.0 / r)
+    return divide_or(scores, scores.sum(-1, keepdim=True), 1.0 / r)
 
 
 def dense_mixing_weights(lam: Tensor, attn: Tensor) -> tuple[Tensor, Tensor]:
@@ -75,7 +73,9 @@ def dense_mixing_weights(lam: Tensor, attn: Tensor) -> tuple[Tensor, Tensor]:
 
     For position ``j``: ``M_j = diag(attn[:, j]) Lambda_j``, ``s[:, j]`` = column sums of ``M_j``
     and ``M^_j = M_j / s[:, j]`` column-wise, back on the simplex. A column with ``s == 0`` (all
-    its weight on zero attention) falls back to the unweighted ``Lambda_j`` column.
+    its weight on zero attention), or ``s`` under ``eps**2`` of the dtype, where the quotient's
+    gradient would overflow, falls back to the unweighted ``Lambda_j`` column; its weight in the
+    loss is ``s`` itself, so the substitution does not move the loss.
 
     Args:
         lam: ``[r, m, n]`` one interpolation matrix per position.
@@ -92,9 +92,7 @@ def dense_mixing_weights(lam: Tensor, attn: Tensor) -> tuple[Tensor, Tensor]:
     lam = lam.to(dtype)
     weighted = attn.to(dtype).t().unsqueeze(-1) * lam                      # M: [r, m, n]
     sums = weighted.sum(1, keepdim=True)                                    # s^T: [r, 1, n]
-    positive = sums > 0
-    w = torch.where(positive, weighted / torch.where(positive, sums, 1.0), lam)
-    return w, sums.squeeze(1).t()
+    return divide_or(weighted, sums, lam), sums.squeeze(1).t()
 
 
 def dense_mix(x: Tensor, w: Tensor) -> Tensor:

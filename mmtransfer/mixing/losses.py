@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._utils import check_shape, upcast
+from ._utils import check_shape, divide_or, upcast
 
 __all__ = ['soft_cross_entropy', 'mixed_label_cross_entropy', 'dense_cross_entropy',
            'dense_label_cross_entropy']
@@ -27,12 +27,10 @@ def _check_labels(labels: Tensor, m: int) -> None:
 def _position_mean(ce: Tensor, s: Tensor) -> Tensor:
     """``mean_j  sum_k s_kj ce_kj / sum_k s_kj`` for ``ce, s: [n, r]`` (eq. 14).
 
-    A position whose weights are all zero contributes 0 (no NaN).
+    A position whose weights are all zero (or sum to under ``eps**2``) contributes 0 (no NaN).
     """
     s = s.to(ce.dtype)
-    total = s.sum(0)                                                      # [r]
-    positive = total > 0
-    per_position = (s * ce).sum(0) / torch.where(positive, total, 1.0)   # L_j: [r]
+    per_position = divide_or((s * ce).sum(0), s.sum(0), 0.0)             # L_j: [r]
     return per_position.mean()
 
 

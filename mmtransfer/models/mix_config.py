@@ -64,7 +64,12 @@ class MixConfig:
             ``dense_resolution``.
         detach_attention: stop the gradient through the attention ``a`` (eq. 10). The paper does
             not say; ``False`` (ours) lets it flow, which at random init carries about a quarter
-            of the gradient norm with respect to the embedding (issue 8's measurement).
+            of the gradient norm with respect to the embedding (issue 8's measurement). Flowing,
+            it trains the attention to gather the examples on a few positions (a mixed point of
+            m = 64 then holds ~10 effective examples instead of ~35); with MultiMix on every
+            batch (``prob=1``, measured at ``alpha=0.1``) that kept the classifier near chance
+            where ``True`` learned (README, "The gradient through the attention collapses it";
+            ``benchmarks/learning_probe.py``).
         teacher_attention: dense distillation: ``'own'`` (the paper) mixes the teacher's
             logits with weights built from the teacher's attention on its own embedding and the
             same Lambda; ``'student'`` reuses the student's weights (the pre-fidelity behaviour,

@@ -92,6 +92,36 @@ def test_zero_attention_column_gives_no_nan_and_falls_back_to_lambda():
     torch.testing.assert_close(y_mix[:, :, 2], y_ref)
 
 
+@pytest.mark.parametrize('dtype', [torch.float32, F64])
+def test_a_vanishing_column_sum_keeps_the_gradient_finite(dtype):
+    # Position 1 is attended by example 1 only (a = 0.5), whose Lambda entry there is subnormal
+    # (Dirichlet draws with small alpha give such entries): s = 5e-40 (float32) is positive,
+    # 1 / s overflows and the quotient's gradient was inf * 0 = NaN (met in training at
+    # alpha = 0.1). Such a column counts as zero: it falls back to Lambda (w = [0, 1] either
+    # way), and the gradient is finite and exact (0: w does not depend on a there).
+    tiny = 1e-39 if dtype == torch.float32 else 1e-309
+    lam = torch.tensor([[[0.5], [0.5]], [[1.0 - tiny], [tiny]]], dtype=dtype)  # [r=2, m=2, n=1]
+    scores = torch.tensor([[1.0, -1.0], [1.0, 1.0]], dtype=dtype, requires_grad=True)
+    w, s = dense_mixing_weights(lam, scores.relu() / 2)     # a = [[.5, 0], [.5, .5]]
+    torch.testing.assert_close(s, torch.tensor([[0.5, tiny / 2]], dtype=dtype))
+    torch.testing.assert_close(w[0], torch.tensor([[0.5], [0.5]], dtype=dtype))
+    torch.testing.assert_close(w[1], lam[1])
+    (w * torch.tensor([[[1.0], [2.0]]], dtype=dtype)).sum().backward()
+    # d/da of sum_i c_i a_i0 lam_i0 / s_0 at position 0 (c = [1, 2], lam = [.5, .5]): +-1/4
+    torch.testing.assert_close(scores.grad, torch.tensor([[-0.25, 0.0], [0.25, 0.0]],
+                                                         dtype=dtype))
+
+
+def test_attention_of_a_vanishing_map_is_uniform_with_a_finite_gradient():
+    # relu scores summing to 3e-41 (subnormal) count as zero (uniform 1/r): the gradient of
+    # their l1 quotient was NaN in float32.
+    z = torch.tensor([[[1e-20, 0.0, 0.0]]], requires_grad=True)   # z^T u = [1e-40 / 3, 0, 0]
+    attn = spatial_attention(z, u='gap', h='relu_l1')
+    torch.testing.assert_close(attn, torch.full((1, 3), 1 / 3))
+    (attn * torch.tensor([[1.0, 2.0, 3.0]])).sum().backward()
+    assert torch.isfinite(z.grad).all()
+
+
 # spatial attention, eq. 10: one example, d = 2, r = 3; columns are positions.
 Z = torch.tensor([[[1.0, 0.0, 2.0],
                    [0.0, 1.0, -4.0]]], dtype=F64)

@@ -58,6 +58,19 @@ def test_dense_cross_entropy_zero_weight_position_is_finite():
     torch.testing.assert_close(loss, (s[:, 0] * ce0).sum() / s[:, 0].sum() / 2)
 
 
+def test_dense_cross_entropy_subnormal_weight_position_counts_as_zero_with_finite_gradient():
+    # Position 1's weights sum to 1e-40 (subnormal in float32): dividing by it overflowed the
+    # gradient (inf, then NaN). Under eps**2 it counts as zero, like an all-zero position.
+    logits = torch.randn(3, 4, 2, requires_grad=True)
+    targets = torch.softmax(torch.randn(3, 4, 2), 1)
+    s = torch.tensor([[0.2, 1e-40], [0.5, 0.0], [0.3, 0.0]], requires_grad=True)
+    loss = dense_cross_entropy(logits, targets, s)
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and torch.isfinite(s.grad).all()
+    ce0 = -(targets[:, :, 0] * logits[:, :, 0].log_softmax(1)).sum(1)
+    torch.testing.assert_close(loss, (s[:, 0] * ce0).sum() / s[:, 0].sum() / 2)
+
+
 def test_losses_upcast_half_logits():
     logits = torch.randn(4, 10).half()
     loss = mixed_label_cross_entropy(logits, torch.tensor([1, 2]), sample_lambda(2, 4))

@@ -157,7 +157,8 @@ def test_bad_dense_options_name_the_key(mix, key):
 
 
 def test_detach_attention_keeps_the_loss_and_removes_the_attention_gradient(monkeypatch):
-    """Same forward; the gradient w.r.t. the embedding loses exactly the attention path."""
+    """Same forward; the gradient w.r.t. the embedding loses exactly the attention path. The
+    default lets it flow (README, "The gradient through the attention collapses it")."""
     x, y = _batch()
     lam = mixing.sample_lambda_dense(M, N, 4, generator=torch.Generator().manual_seed(3))
     monkeypatch.setattr(mixing, 'sample_lambda_dense', lambda m, n, r, alpha, **kw: lam)
@@ -175,3 +176,7 @@ def test_detach_attention_keeps_the_loss_and_removes_the_attention_gradient(monk
         mixing.dense_mix(model.student.head(z.flatten(2)), w), y, w, s)
     torch.testing.assert_close(grads[True], torch.autograd.grad(ref, z)[0], rtol=1e-5, atol=1e-7)
     assert (grads[True] - grads[False]).norm() > 1e-3 * grads[False].norm()
+    default = _model('dense', prob=1.0)
+    monkeypatch.setattr(default.student.encoder, 'forward', lambda *args: z)
+    grad_default, = torch.autograd.grad(default.loss(x, y)['loss_cls'], z)
+    torch.testing.assert_close(grad_default, grads[False])
