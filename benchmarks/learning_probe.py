@@ -1,14 +1,15 @@
-"""How fast does each mixing method teach a ResNet from scratch? A seconds-long CPU probe.
+"""How fast does each mixing method teach a ResNet from scratch? A probe of seconds on a CPU
+(or of a minute on a GPU at ImageNet's geometry, ``--device cuda --size 224``).
 
-The task is made so that learning is the only question: 10 classes, each a fixed random
-``3 x 32 x 32`` template, every image its template plus Gaussian noise (``--noise``), drawn fresh
-at every step (nothing repeats, nothing to memorise). A ResNet-18 of ``--width`` channels is
-trained with the real :class:`~mmtransfer.models.MixPretrainer` loss of ``--method`` (AdamW at a
-constant learning rate) and its *pooled* classifier, the one that is exported and evaluated, is
-scored on 500 held-out images after ``--steps`` steps. Chance is 10 %. For the dense methods
-each row also says how spread the attention is (:func:`attention_spread`): with the gradient
-flowing through it (the default), it collapses onto a few positions (README, "The gradient
-through the attention collapses it").
+The task is made so that learning is the only question: ``--classes`` (10) classes, each a fixed
+random ``3 x size x size`` template (``--size``, 32), every image its template plus Gaussian noise
+(``--noise``), drawn fresh at every step (nothing repeats, nothing to memorise). A ResNet-18 of
+``--width`` channels is trained with the real :class:`~mmtransfer.models.MixPretrainer` loss of
+``--method`` (AdamW at a constant learning rate) and its *pooled* classifier, the one that is
+exported and evaluated, is scored on 500 held-out images after ``--steps`` steps (chance: one in
+``--classes``). For the dense methods each row also says how spread the attention is
+(:func:`attention_spread`): with the gradient flowing through it (the default), it collapses onto
+a few positions (README, "The gradient through the attention collapses it").
 
 MultiMix's loss carries the examples' identities only through how ``Lambda`` varies between
 columns; with ``Dir(alpha * 1_m)`` columns over ``m`` examples its per-example part is about
