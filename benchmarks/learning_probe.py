@@ -29,14 +29,13 @@ import ast
 import copy
 import json
 import random
-import sys
 import time
 
 import torch
 
 from mmtransfer import mixing
 from mmtransfer.fileio import write_text_atomic
-from mmtransfer.models import METHODS, MixConfigError
+from mmtransfer.models import METHODS, MixConfig, MixConfigError
 from mmtransfer.models.pretrainer import MixPretrainer
 
 
@@ -59,7 +58,7 @@ def _task(seed: int, noise: float, size: int, classes: int, device: torch.device
 
 
 @torch.no_grad()
-def attention_spread(model: MixPretrainer, images: torch.Tensor, n: int) -> dict:
+def attention_spread(model: MixPretrainer, images: torch.Tensor) -> dict:
     """How dense MultiMix's weights look on a batch (eq. 10-13 on the native grid, batch
     statistics as in training; on a copy of the student, with its own Lambda generator, so the
     run itself is left as it was).
@@ -73,7 +72,7 @@ def attention_spread(model: MixPretrainer, images: torch.Tensor, n: int) -> dict
     student = copy.deepcopy(model.student).train()
     z = student.encoder(images).flatten(2)                                    # [m, d, r]
     attn = mixing.spatial_attention(z, u=model.mix.attention_u, h=model.mix.attention_h)
-    lam = mixing.sample_lambda_dense(z.shape[0], n, z.shape[-1], model.mix.alpha,
+    lam = mixing.sample_lambda_dense(z.shape[0], model.mix.n, z.shape[-1], model.mix.alpha,
                                      generator=torch.Generator().manual_seed(0), device=z.device)
     w, _ = mixing.dense_mixing_weights(lam, attn)
     return dict(attention_max=round(float(attn.max(1).values.mean()), 3),
@@ -96,9 +95,9 @@ def probe(method: str, seed: int, steps: list[int], *, m: int, noise: float, siz
     optimizer = torch.optim.AdamW(model.parameters(), lr, weight_decay=0.05)
     val_images, val_labels = sample(500, _generator(10_000 + seed, device))
     gen = _generator(1_000 + seed, device)
-    rows, start, loss = [], time.perf_counter(), float('nan')
+    rows, start = [], time.perf_counter()
+    model.train()
     for step in range(1, max(steps) + 1):
-        model.train()
         images, labels = sample(m, gen)
         views = images + 0.5 * torch.randn(images.shape, generator=gen, device=device)
         total = sum(model.loss(images, labels, views).values())
@@ -106,17 +105,17 @@ def probe(method: str, seed: int, steps: list[int], *, m: int, noise: float, siz
         total.backward()
         optimizer.step()
         model.update_teacher()
-        loss = float(total.detach())
-        if step in steps:
+        if step in steps:            # read the loss here only: a GPU run syncs once per row
             model.eval()
             with torch.no_grad():
                 preds = torch.cat([model.student(chunk).argmax(1) for chunk in val_images.split(m)])
                 top1 = (preds == val_labels).float().mean()
-            row = dict(method=method, seed=seed, steps=step, loss=round(loss, 4),
+            model.train()
+            row = dict(method=method, seed=seed, steps=step, loss=round(float(total.detach()), 4),
                        top1=round(100 * float(top1), 1),
                        seconds=round(time.perf_counter() - start, 1))
             if model.mix.dense and model.mix.attention_u != 'cam':
-                row.update(attention_spread(model, images, model.mix.n))
+                row.update(attention_spread(model, images))
             rows.append(row)
     return rows
 
@@ -161,6 +160,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error('--classes must be >= 2')
     if args.alpha is not None and len(args.alpha) > 2:
         p.error('--alpha takes one value or lo hi')
+    args.mix = dict(n=args.n, ema_momentum=0.01, **dict(args.cfg))
+    if args.prob is not None:
+        args.mix['prob'] = args.prob
+    if args.alpha is not None:
+        args.mix['alpha'] = args.alpha[0] if len(args.alpha) == 1 else tuple(args.alpha)
+    try:
+        MixConfig.from_dict(dict(method=args.method, **args.mix))
+    except MixConfigError as err:
+        p.error(str(err))
     return args
 
 
@@ -171,31 +179,17 @@ def main(argv=None) -> None:
     if args.device.startswith('cuda'):
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    mix = dict(n=args.n, ema_momentum=0.01, **dict(args.cfg))
-    if args.prob is not None:
-        mix['prob'] = args.prob
-    if args.alpha is not None:
-        mix['alpha'] = args.alpha[0] if len(args.alpha) == 1 else tuple(args.alpha)
-    try:
-        rows = _run(args, mix)
-    except MixConfigError as err:
-        print(f'error: {err}', file=sys.stderr)
-        raise SystemExit(2) from None
-    if args.json:
-        config = dict(vars(args), cfg=dict(args.cfg), mix=mix)
-        write_text_atomic(args.json, json.dumps(dict(config=config, rows=rows), indent=1))
-
-
-def _run(args: argparse.Namespace, mix: dict) -> list[dict]:
     rows = []
     for seed in args.seeds:
         for row in probe(args.method, seed, sorted(set(args.steps)), m=args.m, noise=args.noise,
                          size=args.size, classes=args.classes, width=args.width,
-                         last_stride=args.last_stride, lr=args.lr, mix=mix,
+                         last_stride=args.last_stride, lr=args.lr, mix=args.mix,
                          device=torch.device(args.device)):
-            print(json.dumps(dict(row, mix=mix)), flush=True)
+            print(json.dumps(dict(row, mix=args.mix)), flush=True)
             rows.append(row)
-    return rows
+    if args.json:
+        config = dict(vars(args), cfg=dict(args.cfg))
+        write_text_atomic(args.json, json.dumps(dict(config=config, rows=rows), indent=1))
 
 
 if __name__ == '__main__':
