@@ -7,9 +7,10 @@ random ``3 x size x size`` template (``--size``, 32), every image its template p
 ``--width`` channels is trained with the real :class:`~mmtransfer.models.MixPretrainer` loss of
 ``--method`` (AdamW at a constant learning rate) and its *pooled* classifier, the one that is
 exported and evaluated, is scored on 500 held-out images after ``--steps`` steps (chance: one in
-``--classes``). For the dense methods each row also says how spread the attention is
-(:func:`attention_spread`): with the gradient flowing through it (the default), it collapses onto
-a few positions (README, "The gradient through the attention collapses it").
+``--classes``), with how alive its embedding is on them (:func:`embedding_health`). For the dense
+methods each row also says how spread the attention is (:func:`attention_spread`): with the
+gradient flowing through it (the default), it collapses onto a few positions (README, "The
+gradient through the attention collapses it").
 
 MultiMix's loss carries the examples' identities only through how ``Lambda`` varies between
 columns; with ``Dir(alpha * 1_m)`` columns over ``m`` examples its per-example part is about
@@ -55,6 +56,17 @@ def _task(seed: int, noise: float, size: int, classes: int, device: torch.device
                                                         device=device)
         return noisy, labels
     return sample
+
+
+@torch.no_grad()
+def embedding_health(encoder, images: torch.Tensor, chunk: int) -> dict:
+    """How alive the embedding (the ReLU output of the last block, ``[b, d, h, w]``) is on
+    ``images``, run through ``encoder`` ``chunk`` at a time: its mean activation and the fraction
+    of its entries that are exactly zero. Pure MultiMix at the paper's alpha drives a map of
+    several positions towards all zeros (README, "Where it is lost")."""
+    maps = torch.cat([encoder(part) for part in images.split(chunk)])
+    return dict(embedding_mean=round(float(maps.mean()), 3),
+                embedding_zero_fraction=round(float((maps == 0).float().mean()), 3))
 
 
 @torch.no_grad()
@@ -110,10 +122,11 @@ def probe(method: str, seed: int, steps: list[int], *, m: int, noise: float, siz
             with torch.no_grad():
                 preds = torch.cat([model.student(chunk).argmax(1) for chunk in val_images.split(m)])
                 top1 = (preds == val_labels).float().mean()
+                health = embedding_health(model.student.encoder, val_images, m)
             model.train()
             row = dict(method=method, seed=seed, steps=step, loss=round(float(total.detach()), 4),
                        top1=round(100 * float(top1), 1),
-                       seconds=round(time.perf_counter() - start, 1))
+                       seconds=round(time.perf_counter() - start, 1), **health)
             if model.mix.dense and model.mix.attention_u != 'cam':
                 row.update(attention_spread(model, images))
             rows.append(row)

@@ -5,11 +5,14 @@ method's real training step and reports consistent numbers.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
+
+import torch
 
 from mmtransfer.models import METHODS
 
@@ -72,6 +75,7 @@ def test_learning_probe_rows_and_attention_readout(tmp_path):
         assert len(row['examples_by_position']) == 4
         assert math.isclose(sum(row['examples_by_position']), 4, abs_tol=0.2)
         assert 1 - 1e-6 <= row['examples_per_mixture'] <= 4 + 1e-6
+        assert row['embedding_mean'] >= 0 and 0 <= row['embedding_zero_fraction'] <= 1
     assert len([line for line in proc.stdout.splitlines() if line.startswith('{')]) == 2
 
 
@@ -82,3 +86,26 @@ def test_learning_probe_bad_option_is_a_one_line_error(tmp_path):
     assert proc.returncode != 0
     assert '--cfg expects key=value' in proc.stderr.strip().splitlines()[-1]
     assert not out.exists()
+
+
+def _probe_module():
+    spec = importlib.util.spec_from_file_location('learning_probe', PROBE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_embedding_health_hand_case():
+    """Two images, a 1x2x2 map each, run in chunks of one: entries 0, 0, 1, 3 and 0, 2, 0, 2
+    -> mean 8 / 8 = 1, zeros 4 / 8."""
+    maps = {0: torch.tensor([[[0., 0.], [1., 3.]]]), 1: torch.tensor([[[0., 2.], [0., 2.]]])}
+    images = torch.tensor([0., 1.]).view(2, 1, 1, 1)
+    seen = []
+
+    def encoder(batch):
+        seen.append(batch.shape[0])
+        return torch.stack([maps[int(v)] for v in batch.flatten()])
+
+    health = _probe_module().embedding_health(encoder, images, chunk=1)
+    assert health == dict(embedding_mean=1.0, embedding_zero_fraction=0.5)
+    assert seen == [1, 1]
