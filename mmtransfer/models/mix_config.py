@@ -82,6 +82,11 @@ class MixConfig:
         ema_momentum: teacher update ``t <- (1 - mu) t + mu s`` (mmengine convention); the paper
             does not state it, we use 0.001 (decay 0.999).
         dense, distill: ``None`` = the method's preset, or force the switch (Table 9).
+        start_iter: the first training iteration (0-based, mmengine's ``runner.iter``) that
+            mixes; the earlier ones train on unmixed images (cross-entropy, and with
+            distillation ``H(P', P)`` on unmixed predictions). Paper: 0. The CPU demo mixes only
+            in the second half of its 1,000 steps (README, "The demo"), as mmdet's TOOD head
+            keeps its warm-up assigner for its first epochs.
     """
 
     method: str = 'baseline'
@@ -102,6 +107,7 @@ class MixConfig:
     ema_momentum: float = 0.001
     dense: bool | None = None
     distill: bool | None = None
+    start_iter: int = 0
     mixing: str = field(init=False)
 
     def __post_init__(self):
@@ -148,6 +154,8 @@ class MixConfig:
             (0.0 <= self.gamma <= 1.0, f'mix.gamma must be in [0, 1], got {self.gamma}'),
             (0.0 < self.ema_momentum < 1.0,
              f'mix.ema_momentum must be in (0, 1), got {self.ema_momentum}'),
+            (isinstance(self.start_iter, int) and self.start_iter >= 0,
+             f'mix.start_iter must be an integer >= 0, got {self.start_iter}'),
             (not (self.dense and self.mixing == 'multimix' and self.block == 0),
              'mix.block must be in 1..4 for dense MultiMix (it mixes feature maps), got 0'),
             (not (self.dense and self.block < 4 and self.attention_u == 'cam'),

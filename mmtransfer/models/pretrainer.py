@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 from torch import Tensor, nn
@@ -34,6 +35,12 @@ def _autocast_off(device: torch.device):
     """Float32 region inside mixed precision: for sums over many terms (attention scores
     ``z^T u`` add d products and overflow float16) and for targets meant to be exact."""
     return torch.autocast(device.type, enabled=False)
+
+
+def _training_iter() -> int:
+    """The current training iteration, as mmengine's RuntimeInfoHook posts it (0 outside a
+    Runner; after ``--resume`` the restored one)."""
+    return MessageHub.get_current_instance().get_info('iter', 0)
 
 
 @dataclass
@@ -160,9 +167,12 @@ class MixPretrainer(BaseModel):
 
     def _draw(self, x: Tensor) -> MixDraw:
         """This mini-batch's mixing: MultiMix with probability ``prob``, else input mixup
-        (the paper), or the method's pairwise mixing; its lambda, partners, box and block."""
+        (the paper), or the method's pairwise mixing; its lambda, partners, box and block.
+        None before ``start_iter`` (the training iteration mmengine's RuntimeInfoHook posts)."""
         cfg = self.mix
         kind = cfg.mixing
+        if cfg.start_iter and _training_iter() < cfg.start_iter:
+            kind = 'none'
         if kind == 'multimix' and random.random() >= cfg.prob:
             kind = 'mixup'
         if kind in ('none', 'multimix'):

@@ -57,6 +57,25 @@ def test_every_method_trains_and_exports_a_backbone_the_detector_loads(method, d
     assert (tmp_path / 'backbone.safetensors').is_file()
 
 
+def test_a_run_mixes_from_start_iter_on(demo_root, tmp_path, monkeypatch):
+    """The Runner posts each iteration before the model's loss: with ``start_iter=2`` the first
+    two steps are unmixed and the next two mixed (what the demo's warm start relies on)."""
+    from mmtransfer.models import MixPretrainer
+
+    kinds = []
+    draw = MixPretrainer._draw
+
+    def recording_draw(self, x):
+        drawn = draw(self, x)
+        kinds.append(drawn.kind)
+        return drawn
+
+    monkeypatch.setattr(MixPretrainer, '_draw', recording_draw)
+    _train(['--method', 'mixup', '--data-root', str(demo_root / 'cls'), '--max-iters', '4',
+            *SMALL, 'model.mix.start_iter=2'], tmp_path, 'e2e_start_iter')
+    assert kinds == ['none', 'none', 'mixup', 'mixup']
+
+
 def _losses(work_dir):
     (scalars,) = work_dir.glob('*/vis_data/scalars.json')
     rows = [json.loads(line) for line in scalars.read_text().splitlines()]
