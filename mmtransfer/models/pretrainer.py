@@ -168,7 +168,7 @@ class MixPretrainer(BaseModel):
     def _draw(self, x: Tensor) -> MixDraw:
         """This mini-batch's mixing: MultiMix with probability ``prob``, else input mixup
         (the paper), or the method's pairwise mixing; its lambda, partners, box and block.
-        None before ``start_iter`` (the training iteration mmengine's RuntimeInfoHook posts)."""
+        No mixing (``'none'``) before ``start_iter`` (the iteration RuntimeInfoHook posts)."""
         cfg = self.mix
         kind = cfg.mixing
         if cfg.start_iter and _training_iter() < cfg.start_iter:
