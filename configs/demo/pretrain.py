@@ -22,12 +22,13 @@
 data_root = 'data/demo/cls'
 image_size = 64
 max_epochs = 8
-steps_per_epoch = 10 * 800 // 64  # 10 classes of 800 train images, m = 64
+batch_size = 64  # m
+steps_per_epoch = 10 * 800 // batch_size  # 10 classes of 800 train images
 warmup_epochs = max_epochs * 0.15  # 150 of the 1,000 steps (mmengine counts the loader's steps)
 model = dict(arch='resnet18', width=32, num_classes=10,
              mix=dict(n=256, ema_momentum=0.01, start_iter=steps_per_epoch * max_epochs // 2))
 train_dataloader = dict(
-    batch_size=64, num_workers=2, persistent_workers=False, pin_memory=False,
+    batch_size=batch_size, num_workers=2, persistent_workers=False, pin_memory=False,
     dataset=dict(root='data/demo/cls/train', size=64, transform=dict(scale=(0.6, 1.0))))
 val_dataloader = dict(
     batch_size=100, num_workers=1, persistent_workers=False, pin_memory=False,

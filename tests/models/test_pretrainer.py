@@ -1,10 +1,14 @@
 """The pretraining model: encoder split, linear head, EMA teacher, every method's loss."""
 from __future__ import annotations
 
+import random
+import uuid
+
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from mmengine.logging import MessageHub
 
 from mmtransfer import mixing
 from mmtransfer.data import MultiViewDataPreprocessor
@@ -150,6 +154,8 @@ def test_distillation_target_is_the_mixed_teacher_prediction(monkeypatch):
     (dict(alpha=(2.0, 1.0)), 'inverted'), (dict(gamma=1.5), 'mix.gamma'),
     (dict(block=5), 'mix.block'), (dict(attention_u='foo'), 'mix.attention_u'),
     (dict(dense_resolution=0), 'mix.dense_resolution'), (dict(bogus=1), 'bogus'),
+    (dict(start_iter=-1), 'mix.start_iter'), (dict(start_iter=2.5), 'mix.start_iter'),
+    (dict(start_iter='10'), 'mix.start_iter'),
 ])
 def test_bad_mixing_options_name_the_key(mix, key):
     with pytest.raises(MixConfigError, match=key):
@@ -179,3 +185,44 @@ def test_accuracy_metric_hand_case():
     result = metric.compute_metrics(metric.results)
     assert result['top1'] == pytest.approx(100 / 3)
     assert result['top2'] == pytest.approx(200 / 3)
+
+
+# ------------------------------------------------------- mix.start_iter (the demo's warm start)
+@pytest.fixture
+def hub():
+    """A fresh current MessageHub (a Runner makes one per run), removed afterwards."""
+    name = f'test_mix_start_{uuid.uuid4().hex}'
+    yield MessageHub.get_instance(name)
+    MessageHub._instance_dict.pop(name)
+
+
+def _unmixed_loss(model, x, y, x2):
+    """The loss without mixing, from the parts: gamma CE(P, Y) + (1 - gamma) H(P', P)."""
+    logits = model.student(x)
+    ce = F.cross_entropy(logits, y)
+    if model.teacher is None:
+        return ce
+    target = model.teacher.module(x2).softmax(1)
+    distill = -(target * logits.log_softmax(1)).sum(1).mean()
+    return model.mix.gamma * ce + (1 - model.mix.gamma) * distill
+
+
+@pytest.mark.parametrize('method', ['mixup', 'multimix', 'dense_distill', 'manifold_mixup'])
+def test_before_start_iter_the_loss_is_unmixed_and_from_it_the_method_mixes(method, hub):
+    """The iteration comes from mmengine's MessageHub, as a Runner's RuntimeInfoHook posts it."""
+    model = _model(method, prob=1.0, start_iter=3).eval()
+    x, y, x2 = _batch()
+    for it in (0, 2):
+        hub.update_info('iter', it)
+        loss = sum(model.loss(x, y, x2).values())
+        torch.testing.assert_close(loss, _unmixed_loss(model, x, y, x2), rtol=1e-5, atol=1e-6)
+    hub.update_info('iter', 3)
+    random.seed(0)
+    torch.manual_seed(0)
+    loss = sum(model.loss(x, y, x2).values())
+    assert (loss - _unmixed_loss(model, x, y, x2)).abs() > 1e-3
+
+
+def test_by_default_mixing_starts_at_the_first_iteration(hub):
+    hub.update_info('iter', 0)
+    assert _model('mixup')._draw(_batch()[0]).kind == 'mixup'
