@@ -8,8 +8,11 @@ its local-file loader calls ``torch.load(filename, map_location=...)``, so resum
 from an mmengine checkpoint (which pickles the message hub, numpy arrays, ...) fails with an
 ``UnpicklingError``. We re-register mmengine's local-file scheme (every ``--resume``,
 ``load_from``, ``tools/test.py CHECKPOINT`` and ``Pretrained`` init) with
-:func:`mmtransfer.loading.load_checkpoint`: weights-only, plus the allowlist of the types such
-checkpoints hold, so opening a file never runs code.
+:func:`mmtransfer.loading.load_checkpoint`, which parses the file and never runs code from it.
+Every remote scheme mmengine knows (``http(s)://``, ``torchvision://``, ``open-mmlab://``,
+``mmcls://``, ``s3://``, ...) would unpickle the download (or a file planted in the torch hub
+cache) with ``weights_only=False``; each is replaced by a one-line refusal that says to download
+the file and pass the local path, which then goes through the same loader.
 
 mmengine 0.10.7 also writes checkpoints in place (``LocalBackend.put``): a job killed during
 the write leaves a truncated ``epoch_N.pth`` that ``--resume`` then picks. The Runner's
@@ -34,6 +37,13 @@ def _load_from_local(filename, map_location):
     return load_checkpoint(filename, map_location)
 
 
+def _refuse_remote(filename, map_location=None, *args, **kwargs):
+    raise CheckpointError(
+        f'{filename}: remote checkpoints are not opened here (mmengine would unpickle the '
+        f'download, running any code in it); download it, then pass the local file, which is '
+        f'read without running code')
+
+
 _save_checkpoint_in_place = mmengine_runner.save_checkpoint
 
 
@@ -51,6 +61,8 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    remote = [prefix for prefix in CheckpointLoader._schemes if prefix]
+    CheckpointLoader.register_scheme(prefixes=remote, loader=_refuse_remote, force=True)
     CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
     mmengine_runner.save_checkpoint = _save_checkpoint_atomic
     _applied = True

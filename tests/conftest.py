@@ -26,6 +26,19 @@ def demo_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope='session')
+def pretrain_checkpoint(demo_root, tmp_path_factory):
+    """A real iter_1.pth of pretraining (dense_distill: every hook's state in it)."""
+    from pretrain.train import main
+
+    work = tmp_path_factory.mktemp('pre')
+    assert main(['--method', 'dense_distill', '--data-root', str(demo_root / 'cls'), '--arch',
+                 'resnet18', '--max-iters', '1', '--work-dir', str(work), '--cfg-options',
+                 'model.num_classes=10', 'model.mix.n=8', 'train_dataloader.batch_size=4',
+                 'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0']) == 0
+    return work / 'iter_1.pth'
+
+
 def save_demo_backbone(path) -> None:
     """A randomly initialised backbone of the demo's shape (torchvision resnet18 names, width 32,
     configs/demo/pretrain.py) as an exported backbone file (no ``fc.*``)."""

@@ -13,26 +13,17 @@ import torch
 from mmtransfer.loading import load_checkpoint
 from tests.conftest import REPO, save_demo_backbone
 from tests.e2e.crash import run_fails
+from tests.gadgets import eval_through_rebuild, plant
 
 ENV = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
 DEMO_VOC = os.path.join(REPO, 'configs', 'demo', 'faster_rcnn_voc.py')
 
 
-class Payload:
-    """Unpickling calls ``os.system('touch MARKER')``."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}',))
-
-
 def malicious(path, marker, wrap):
-    """A file that looks right (``wrap`` of valid content) plus the payload."""
-    obj = dict(wrap)
-    obj['extra'] = Payload(marker)
-    torch.save(obj, path)
+    """A file that looks right (``wrap``: valid content) with issue 24's gadget in it: torch's
+    ``_rebuild_from_type_v2`` handed ``eval`` through ``getattr``, which touches ``marker``."""
+    torch.save(plant(wrap, 'meta', eval_through_rebuild(marker)) if 'meta' in wrap
+               else dict(wrap, extra=eval_through_rebuild(marker)), path)
     return path
 
 
@@ -46,17 +37,7 @@ def workspace(demo_root, tmp_path):
     return tmp_path
 
 
-@pytest.fixture(scope='module')
-def pretrain_checkpoint(demo_root, tmp_path_factory):
-    """A real iter_1.pth of pretraining (dense_distill, every hook's state in it)."""
-    from pretrain.train import main
-
-    work = tmp_path_factory.mktemp('pre')
-    assert main(['--method', 'dense_distill', '--data-root', str(demo_root / 'cls'), '--arch',
-                 'resnet18', '--max-iters', '1', '--work-dir', str(work), '--cfg-options',
-                 'model.num_classes=10', 'model.mix.n=8', 'train_dataloader.batch_size=4',
-                 'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0']) == 0
-    return work / 'iter_1.pth'
+REFUSED = ('evil.pth: refused', '_rebuild_from_type_v2')
 
 
 def _cli(tool, *argv):
@@ -68,7 +49,7 @@ def test_backbone_flag_refuses_a_pickle_that_runs_code(workspace):
     evil = malicious(workspace / 'evil.pth', marker, torch.load(workspace / 'r18.pth',
                                                                 weights_only=True))
     run_fails(_cli('tools/train.py', DEMO_VOC, '--backbone', str(evil), '--work-dir', 'wd'),
-              workspace, 'evil.pth: refused', 'posix.system', env=ENV)
+              workspace, *REFUSED, env=ENV)
     assert not marker.exists()
 
 
@@ -76,18 +57,44 @@ def test_export_refuses_it(tmp_path, pretrain_checkpoint):
     marker = tmp_path / 'RAN'
     evil = malicious(tmp_path / 'evil.pth', marker, load_checkpoint(pretrain_checkpoint))
     run_fails(_cli('pretrain/export.py', str(evil), str(tmp_path / 'out.pth')), tmp_path,
-              'evil.pth: refused', 'posix.system', env=ENV)
+              *REFUSED, env=ENV)
     assert not marker.exists() and not (tmp_path / 'out.pth').exists()
 
 
-def test_resume_refuses_it(demo_root, tmp_path, pretrain_checkpoint):
+@pytest.mark.parametrize('check_only', [False, True])
+def test_resume_refuses_it(demo_root, tmp_path, pretrain_checkpoint, check_only):
     marker = tmp_path / 'RAN'
     evil = malicious(tmp_path / 'evil.pth', marker, load_checkpoint(pretrain_checkpoint))
     run_fails(_cli('pretrain/train.py', '--method', 'dense_distill', '--data-root',
                    str(demo_root / 'cls'), '--arch', 'resnet18', '--resume', str(evil),
-                   '--work-dir', str(tmp_path / 'wd')), tmp_path,
-              'evil.pth: refused', 'MMTRANSFER_TRUST_CHECKPOINTS', env=ENV)
+                   '--work-dir', str(tmp_path / 'wd'), *(['--check-only'] * check_only)),
+              tmp_path, *REFUSED, 'MMTRANSFER_TRUST_CHECKPOINTS', env=ENV)
     assert not marker.exists()
+
+
+def test_evaluate_refuses_it(demo_root, tmp_path, pretrain_checkpoint):
+    marker = tmp_path / 'RAN'
+    evil = malicious(tmp_path / 'evil.pth', marker, load_checkpoint(pretrain_checkpoint))
+    run_fails(_cli('tools/evaluate.py', str(evil), '--data-root', str(demo_root / 'cls'),
+                   '--size', '64', '--work-dir', str(tmp_path / 'eval')), tmp_path,
+              *REFUSED, env=ENV)
+    assert not marker.exists() and not (tmp_path / 'eval' / 'eval_metrics.json').exists()
+
+
+@pytest.mark.parametrize('trust', ['0', '1'])
+def test_analyze_embeddings_refuses_it_as_backbone_and_as_checkpoint(demo_root, tmp_path,
+                                                                     pretrain_checkpoint, trust):
+    """Never retried with another loader, and MMTRANSFER_TRUST_CHECKPOINTS does not reach it."""
+    marker = tmp_path / 'RAN'
+    backbone = torch.load(pretrain_checkpoint.parent / 'backbone.pth', weights_only=True)
+    for name, wrap in (('evil.pth', backbone),
+                       ('evil_ckpt.pth', load_checkpoint(pretrain_checkpoint))):
+        evil = malicious(tmp_path / name, marker, wrap)
+        run_fails(_cli('tools/analyze_embeddings.py', str(evil), '--data-root',
+                       str(demo_root / 'cls'), '--size', '64', '--workers', '0', '--out-dir',
+                       str(tmp_path / 'out')), tmp_path, f'{name}: refused',
+                  '_rebuild_from_type_v2', env=dict(ENV, MMTRANSFER_TRUST_CHECKPOINTS=trust))
+    assert not marker.exists() and not (tmp_path / 'out').exists()
 
 
 def _detection_checkpoint(workspace):
@@ -105,10 +112,15 @@ def test_test_tool_and_load_from_refuse_it(workspace):
     marker = workspace / 'RAN'
     evil = malicious(workspace / 'evil.pth', marker, load_checkpoint(checkpoint))
     run_fails(_cli('tools/test.py', DEMO_VOC, str(evil), '--work-dir', 'wd'), workspace,
-              'evil.pth: refused', env=ENV)
+              *REFUSED, env=ENV)
     run_fails(_cli('tools/train.py', DEMO_VOC, '--backbone', 'none', '--work-dir', 'wd2',
                    '--cfg-options', f'load_from={evil}', 'train_cfg.max_iters=1'), workspace,
-              'evil.pth: refused', env=ENV)
+              *REFUSED, env=ENV)
+    proc = subprocess.run([os.path.join(REPO, 'tools', 'dist_test.sh'), DEMO_VOC, str(evil),
+                           '2', '--work-dir', 'wd4'], cwd=workspace, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and proc.stderr.count('error: ') == 1, proc.stderr[-2000:]
+    assert all(needle in proc.stderr for needle in REFUSED), proc.stderr[-2000:]
     assert not marker.exists()
     # the real checkpoint still loads through the allowlist, both ways
     run_ok_test = subprocess.run(_cli('tools/test.py', DEMO_VOC, str(checkpoint), '--work-dir',
@@ -117,15 +129,15 @@ def test_test_tool_and_load_from_refuse_it(workspace):
     assert run_ok_test.returncode == 0, run_ok_test.stderr[-2000:]
 
 
-def test_the_allowlist_is_exactly_what_real_checkpoints_hold(pretrain_checkpoint):
-    from mmtransfer.loading import CHECKPOINT_GLOBALS
-
-    needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(pretrain_checkpoint))
-    allowed = {f'{g.__module__}.{g.__qualname__}' for g in CHECKPOINT_GLOBALS}
-    allowed |= {f'builtins.{g.__name__}' for g in CHECKPOINT_GLOBALS if g is getattr}
-    assert needed <= allowed, needed - allowed
-    ckpt = load_checkpoint(pretrain_checkpoint)
-    assert set(ckpt) >= {'state_dict', 'meta', 'message_hub', 'optimizer', 'rng_states'}
+@pytest.mark.parametrize('options', [
+    ['--backbone', 'none', '--cfg-options', 'load_from=https://example.invalid/r50.pth'],
+    ['--cfg-options', 'model.backbone.init_cfg.type=Pretrained',
+     'model.backbone.init_cfg.checkpoint=https://example.invalid/r50.pth'],
+])
+def test_remote_checkpoints_are_refused_in_one_line(workspace, options):
+    run_fails(_cli('tools/train.py', DEMO_VOC, '--work-dir', 'wd', *options,
+                   'train_cfg.max_iters=1'), workspace,
+              'https://example.invalid/r50.pth: remote checkpoints are not opened', env=ENV)
 
 
 def test_safetensors_twin_round_trips_and_loads_into_the_detector(tmp_path, pretrain_checkpoint):
