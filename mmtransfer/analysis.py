@@ -7,9 +7,10 @@ l2-normalised embeddings ``z[N, d]`` over the unordered pairs ``i < j``, in row 
 Gram matrix (``||z_i - z_j||^2 = 2 - 2 z_i . z_j`` on the sphere), so memory stays
 ``O(chunk_size * N)``; there is no Python loop over pairs.
 
-The rest is what the CLI ``tools/analyze_embeddings.py`` needs and can be tested without disk:
-finding the ResNet encoder in a checkpoint, telling its architecture from its keys, choosing the
-images per class, the pooled block-4 embedding, and a 2-D PCA projection for the plot.
+The rest is what the CLIs ``tools/analyze_embeddings.py`` and ``tools/evaluate.py`` need and can
+be tested without disk: finding the encoder in a checkpoint, telling its architecture (ResNet,
+PreActResNet-18, WRN) from its key names and shapes, choosing the images per class, the pooled
+block-4 embedding, and a 2-D PCA projection for the plot.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtransfer.export import PREFIXES, backbone_state_dict
+from mmtransfer.models.preact_resnet import PREACT_LAYOUTS
+from mmtransfer.models.wide_resnet import parse_wrn
 
 # (blocks per stage, bottleneck) -> torchvision name
 RESNET_LAYOUTS = {
@@ -133,14 +136,19 @@ def pca_2d(z: Tensor, seed: int = 0) -> Tensor:
 # ------------------------------------------------------------------------------ the encoder
 
 
+def _blocks_per_stage(state: Mapping[str, Tensor], stages: int = 4) -> tuple[int, ...]:
+    """Number of blocks of ``layer1 .. layer{stages}`` in the key names."""
+    blocks = []
+    for stage in range(1, stages + 1):
+        pattern = re.compile(rf'layer{stage}\.(\d+)\.')
+        blocks.append(len({m.group(1) for k in state if (m := pattern.match(k))}))
+    return tuple(blocks)
+
+
 def infer_resnet_arch(state: Mapping[str, Tensor]) -> str:
     """torchvision ResNet name from the encoder's key names: blocks per stage and whether
     ``layer1.0.conv3`` exists (bottleneck). Raises ``ValueError`` when the layout is unknown."""
-    blocks = []
-    for stage in range(1, 5):
-        pattern = re.compile(rf'layer{stage}\.(\d+)\.')
-        blocks.append(len({m.group(1) for k in state if (m := pattern.match(k))}))
-    layout = (tuple(blocks), 'layer1.0.conv3.weight' in state)
+    layout = (_blocks_per_stage(state), 'layer1.0.conv3.weight' in state)
     if layout not in RESNET_LAYOUTS:
         raise ValueError(f'cannot tell the ResNet from its keys (blocks per stage {layout[0]}, '
                          f'bottleneck={layout[1]}); pass --arch')
@@ -154,13 +162,48 @@ def infer_resnet_width(state: Mapping[str, Tensor]) -> int:
     return int(state['conv1.weight'].shape[0])
 
 
+def infer_encoder_args(state: Mapping[str, Tensor], arch: str | None = None) -> dict:
+    """``build_encoder``'s ``arch`` and ``width`` for the encoder weights ``state`` (key names
+    without prefix), so that ``build_encoder(**args)`` loads them strictly.
+
+    The family is told by keys only its definition has: ``layer4.0.shortcut`` (PreActResNet;
+    torchvision names it ``downsample``); ``layer3.0.shortcut`` with no ``layer4`` (WRN, whose
+    depth is ``6 * blocks per group + 4`` and widen factor ``layer1`` channels / 16); otherwise
+    a torchvision ResNet (:func:`infer_resnet_arch`). ``width`` is the stem's output channels
+    (``None`` for a WRN). A given ``arch`` is kept (its width still read from the weights).
+    What the weights do not hold (``last_stride``) keeps its default.
+    """
+    if arch is None:
+        if 'layer4.0.shortcut.0.weight' in state:
+            layout = _blocks_per_stage(state)
+            if layout not in PREACT_LAYOUTS:
+                raise ValueError(f'cannot tell the PreActResNet from its keys (blocks per stage '
+                                 f'{layout}); pass --arch')
+            arch = PREACT_LAYOUTS[layout]
+        elif 'layer3.0.shortcut.0.weight' in state and not any(k.startswith('layer4.')
+                                                                for k in state):
+            layout = _blocks_per_stage(state, 3)
+            channels = state.get('layer1.0.conv1.weight')
+            if len(set(layout)) != 1 or channels is None or channels.shape[0] % 16:
+                raise ValueError(f'cannot tell the WRN from its keys (blocks per group {layout})'
+                                 f'; pass --arch')
+            arch = f'wrn{6 * layout[0] + 4}_{channels.shape[0] // 16}'
+        else:
+            arch = infer_resnet_arch(state)
+    if isinstance(arch, str) and parse_wrn(arch) is not None:
+        return dict(arch=arch, width=None)
+    return dict(arch=arch, width=infer_resnet_width(state))
+
+
 def encoder_state_dict(checkpoint: Mapping, which: str = 'student') -> tuple[OrderedDict, str]:
-    """The ResNet encoder weights (torchvision key names) in a loaded checkpoint, and their source.
+    """The encoder weights (its own key names: torchvision's for a ResNet) in a loaded
+    checkpoint, and their source.
 
     Accepts an mmengine pretraining checkpoint (``state_dict`` with ``student.encoder.*`` and,
     for distillation, ``teacher.module.encoder.*``; ``which`` picks one) -> source ``which``, or
-    a plain torchvision-key state dict such as ``backbone.pth`` (a torchvision classifier's
-    ``fc.*`` is dropped) -> source ``'backbone'``. Raises ``ValueError`` when there is no encoder.
+    a plain state dict with a ``conv1.weight`` such as ``backbone.pth`` (a torchvision
+    classifier's ``fc.*`` is dropped) -> source ``'backbone'``. Raises ``ValueError`` when there
+    is no encoder.
     """
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f'expected a dict, got a {type(checkpoint).__name__}')

@@ -1,4 +1,6 @@
-"""What every command-line tool shares: one-line errors, ``--debug``, CPU process groups.
+"""What every command-line tool shares: one-line errors, ``--debug``, CPU process groups, flag
+types that check paths before any work, and config reading (one-line errors for a missing file,
+a directory, a syntax error; checked ``--cfg-options``; warnings for unknown keys).
 
 Known user errors (bad flag, missing file, bad config value) end the program with one line
 ``error: ...`` on stderr and exit status 2; ``--debug`` re-raises them with the traceback.
@@ -6,13 +8,28 @@ Known user errors (bad flag, missing file, bad config value) end the program wit
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
-# Errors that mean "the input is wrong", not "the code is wrong".
+# Errors that mean "the input is wrong", not "the code is wrong". Besides these, an OSError
+# that names a file (a path given as a directory, under a file, unwritable, a full disk) and a
+# config key that the class built from it does not take (see user_error_line).
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, KeyError,
                                                  FloatingPointError, RuntimeError)
+# What the OS's own wording leaves unclear, said plainly (an OSError raised with its own
+# wording keeps it).
+_OS_REASONS = {
+    errno.ENOTDIR: 'a part of this path is a file, not a directory',
+    errno.EISDIR: 'is a directory, not a file',
+    errno.EEXIST: 'exists and is not a directory',
+    errno.ENOSPC: 'no space left on device (the disk is full)',
+}
+# A class that mmengine builds from a config dict, called with a key it does not take.
+_UNKNOWN_KEY = re.compile(r"^(?:[\w<>]+\.)*(\w+)\.__init__\(\) got an unexpected keyword "
+                          r"argument '(\w+)'")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -30,7 +47,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     """The flags mmdet's tools share: ``--work-dir``, ``--cfg-options``, ``--launcher``, ..."""
     from mmengine.config import DictAction
 
-    parser.add_argument('--work-dir', help='folder for logs, checkpoints and outputs')
+    parser.add_argument('--work-dir', type=output_dir,
+                        help='folder for logs, checkpoints and outputs')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config keys, e.g. train_cfg.max_epochs=3')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -40,6 +58,153 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--check-only', action='store_true',
                         help='check the config and inputs, then exit (tools/dist_*.sh run this '
                              'once before starting the ranks)')
+
+
+# ---------------------------------------------------------------------------- flag types
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (``--seed``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'must be an integer >= 0, got {text!r}')
+    return value
+
+
+def non_empty(text: str) -> str:
+    """argparse type: a path that is not ``''`` (which a tool would take as "not given")."""
+    if not text:
+        raise argparse.ArgumentTypeError('must not be empty')
+    return text
+
+
+def check_output_path(path: str | os.PathLike, directory: bool = False) -> None:
+    """Raise, before any work, the OSError that writing ``path`` would raise at the end: a
+    directory where a file goes, a file where a directory goes (``directory=True``), or a file
+    among its parents."""
+    path = os.fspath(path)
+    if not path:
+        raise ValueError('empty output path')
+    if os.path.exists(path):
+        if directory and not os.path.isdir(path):
+            raise NotADirectoryError(errno.ENOTDIR, 'is a file, not a directory', path)
+        if not directory and os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(errno.ENOTDIR, f'{parent} is a file, not a directory', path)
+
+
+def _output(text: str, directory: bool) -> str:
+    try:
+        check_output_path(text, directory)
+    except (OSError, ValueError) as err:
+        raise argparse.ArgumentTypeError(user_error_line(err)) from None
+    return text
+
+
+def output_dir(text: str) -> str:
+    """argparse type: a directory to write into (checked at once)."""
+    return _output(text, directory=True)
+
+
+def output_file(text: str) -> str:
+    """argparse type: a file to write (checked at once)."""
+    return _output(text, directory=False)
+
+
+def check_input_file(path: str, what: str = 'file') -> None:
+    """``FileNotFoundError`` / ``IsADirectoryError`` naming ``path`` unless it is a file."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f'is a directory, not a {what}', path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(errno.ENOENT, f'{what} not found', path)
+
+
+# ---------------------------------------------------------------------------- configs
+
+
+def runner_keys() -> frozenset[str]:
+    """The top-level config keys mmengine's ``Runner`` reads."""
+    import inspect
+
+    from mmengine.runner import Runner
+
+    return (frozenset(inspect.signature(Runner.__init__).parameters) - {'self', 'cfg'}) | {
+        'model_wrapper_cfg', 'sync_bn', 'find_unused_parameters', 'compile', 'runner_type',
+        'activation_checkpointing', 'efficient_conv_bn_eval', 'custom_imports'}
+
+
+def read_config(path: str):
+    """``Config.fromfile`` with one-line errors: a missing file, a directory, a Python syntax
+    error (file and line)."""
+    import ast
+
+    from mmengine.config import Config
+
+    check_input_file(path, 'config file')
+    with open(path, encoding='utf-8') as f:
+        source = f.read()
+    try:
+        ast.parse(source, filename=path)
+    except SyntaxError as err:
+        raise ValueError(f'{path}:{err.lineno}: Python syntax error: {err.msg}') from None
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as err:  # in a file it inherits
+        raise ValueError(f'{path}: a file it inherits (_base_) has a Python syntax error: '
+                         f'{err}') from None
+
+
+def warn_unknown_keys(cfg, known, path: str) -> None:
+    """One ``warning:`` line per top-level key of ``cfg`` that is neither in ``known`` nor read
+    by the Runner: a typo would otherwise be ignored. (Warnings, not errors: configs may define
+    helper variables.)"""
+    for key in sorted(set(cfg.keys()) - set(known) - runner_keys()):
+        print(f'warning: {path}: unknown top-level key {key!r} (a typo?)', file=sys.stderr)
+
+
+_MISSING = object()
+
+
+def _config_value(cfg, key: str):
+    """The value at dotted ``key`` (list items by index), or ``_MISSING``."""
+    value = cfg
+    for part in key.split('.'):
+        if hasattr(value, 'keys'):  # a dict, ConfigDict or mmengine Config
+            value = value.get(part, _MISSING)
+        elif isinstance(value, list | tuple) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _MISSING
+    return value
+
+
+def merge_cfg_options(cfg, options: dict | None) -> None:
+    """``--cfg-options`` into ``cfg``, refusing what would otherwise be ignored or fail later
+    without naming the key: a top-level key that neither the config nor the Runner has, and a
+    string where the config holds a number, a bool or a list."""
+    if not options:
+        return
+    known = set(cfg.keys()) | runner_keys()
+    for key, value in options.items():
+        top = key.split('.')[0]
+        if top not in known:
+            raise ValueError(f'--cfg-options {key}: {top!r} is not a top-level key of the '
+                             'config (a typo?)')
+        old = _config_value(cfg, key)
+        if isinstance(value, str) and isinstance(old, bool | int | float | list | tuple):
+            kind = ('True or False' if isinstance(old, bool) else
+                    'a number' if isinstance(old, int | float) else 'a list')
+            raise ValueError(f'--cfg-options {key}={value}: expected {kind} (the config has '
+                             f'{old!r})')
+    cfg.merge_from_dict(options)
 
 
 def run(main: Callable[[Sequence[str] | None], int | None],
@@ -53,11 +218,35 @@ def run(main: Callable[[Sequence[str] | None], int | None],
     except KeyboardInterrupt:
         print('error: interrupted', file=sys.stderr)
         return 130
-    except USER_ERRORS as err:
-        if '--debug' in args:
+    except (*USER_ERRORS, OSError, TypeError) as err:
+        line = user_error_line(err)
+        if line is None or '--debug' in args:
             raise
-        print(f'error: {one_line(err)}', file=sys.stderr)
+        print(f'error: {line}', file=sys.stderr)
         return 2
+
+
+def user_error_line(err: BaseException) -> str | None:
+    """The one line to show for a user error, or None for an error of the code."""
+    if isinstance(err, OSError) and err.filename is not None:
+        reason = err.strerror or type(err).__name__
+        if err.errno in _OS_REASONS and reason == os.strerror(err.errno):
+            reason = _OS_REASONS[err.errno]
+        return f'{err.filename}: {reason}'
+    if isinstance(err, TypeError) and _raised_in_mmengine(err):
+        match = _UNKNOWN_KEY.match(str(err))
+        return match and (f'{match[1]} has no option {match[2]!r} (a typo in the config or '
+                          '--cfg-options?)')
+    return one_line(err) if isinstance(err, USER_ERRORS) else None
+
+
+def _raised_in_mmengine(err: BaseException) -> bool:
+    """Whether the innermost frame is mmengine's: for a call with a keyword the callee does
+    not take, the caller's (mmengine's registry or Runner, building from config), not ours."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f'{os.sep}mmengine{os.sep}' in tb.tb_frame.f_code.co_filename
 
 
 def one_line(err: BaseException) -> str:

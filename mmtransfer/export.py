@@ -4,6 +4,9 @@ same tensors as ``.safetensors``, the format to share: opening it cannot run cod
 The output is a plain ``state_dict`` with torchvision's ResNet key names (``conv1.weight``,
 ``bn1.running_mean``, ``layer1.0.conv1.weight``, ...), no classifier, no wrapper: MMDetection's
 ``ResNet`` uses the same names, and :func:`mmtransfer.detection.load_backbone_strict` checks it.
+The CIFAR networks (``preactresnet18``, ``wrn16_8``) are exported the same way, under their own
+key names: ``tools/evaluate.py`` and ``tools/analyze_embeddings.py`` read them (and tell the
+network from them); MMDetection has no such backbone, detection transfer is ResNet-only.
 """
 from __future__ import annotations
 
@@ -50,10 +53,14 @@ def export_backbone(checkpoint: str, out: str, which: str = 'student') -> Ordere
 def save_backbone(backbone: dict, out: str) -> list[str]:
     """Write ``out`` (``.pth``: torch, ``.safetensors``: safetensors) and, for ``.pth``, the same
     tensors as ``<out stem>.safetensors`` beside it, the format to share. Returns the paths."""
-    if str(out).endswith('.safetensors'):
-        save_safetensors_atomic(backbone, out)
-        return [str(out)]
-    save_atomic(backbone, out)
-    twin = os.path.splitext(str(out))[0] + '.safetensors'
-    save_safetensors_atomic(backbone, twin)
-    return [str(out), twin]
+    from mmtransfer.cli import check_output_path
+
+    out = str(out)
+    paths = [out] if out.endswith('.safetensors') else [out, os.path.splitext(out)[0] +
+                                                        '.safetensors']
+    for path in paths:  # checked first: both files or neither
+        check_output_path(path)
+    if len(paths) == 2:
+        save_atomic(backbone, out)
+    save_safetensors_atomic(backbone, paths[-1])
+    return paths

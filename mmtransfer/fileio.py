@@ -1,12 +1,15 @@
 """Atomic writes: a temporary file in the destination folder, fsync, ``os.replace``, then an
 fsync of the folder so the rename itself survives a power loss.
 
-A process killed mid-write leaves the previous file intact and never a truncated one. The file
-ends with the mode a plain ``open(path, 'wb')`` gives (``0o666`` less the umask), not the
-``0o600`` of ``mkstemp``, so teammates on a shared disk can read backbones and results.
+A process killed mid-write leaves the previous file intact and never a truncated one; a write
+that fails for want of space (``torch.save`` reports it as ``unexpected pos``) removes the
+temporary file and raises ``OSError(ENOSPC)`` naming the file. The file ends with the mode a
+plain ``open(path, 'wb')`` gives (``0o666`` less the umask), not the ``0o600`` of ``mkstemp``,
+so teammates on a shared disk can read backbones and results.
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -23,16 +26,45 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-            os.fsync(f.fileno())
+            recorder = _WriteErrors(f)
+            try:
+                write(recorder)
+                f.flush()
+                os.fchmod(f.fileno(), 0o666 & ~_umask())
+                os.fsync(f.fileno())
+            except Exception as err:
+                if _no_space(err) or _no_space(recorder.error):
+                    raise OSError(errno.ENOSPC, 'no space left on device (the disk is full)',
+                                  path) from err
+                raise
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     _fsync_folder(folder)
+
+
+class _WriteErrors:
+    """A file that remembers the OSError of a failed ``write``: ``torch.save`` swallows it
+    and raises ``RuntimeError: ... unexpected pos`` instead."""
+
+    def __init__(self, f: IO[bytes]):
+        self._f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._f, name)
+
+
+def _no_space(err: BaseException | None) -> bool:
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _umask() -> int:

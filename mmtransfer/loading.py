@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import os.path as osp
 import pickle
+import struct
 import zipfile
 from collections.abc import Mapping
 
@@ -157,5 +158,6 @@ def load_data_pickle(path: str | os.PathLike, encoding: str = 'bytes'):
             return restricted_pickle.load(f, DATA_NAMES, encoding=encoding)
     except restricted_pickle.RefusedName as err:
         raise _refused(path, err, 'data file (arrays and plain values)') from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError) as err:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError,
+            struct.error) as err:
         raise _unreadable(path, err, 'pickle') from err

@@ -157,7 +157,12 @@ def _plain_dtype(dtype) -> bool:
 
 
 def _numpy_dtype(code, align=False, copy=True):
-    _require(type(code) is str and type(align) is bool and type(copy) is bool, 'numpy.dtype')
+    # Python 2 pickles (CIFAR's batch files, read with encoding='bytes') hold the code as bytes
+    # and the flags as the integers 0 and 1 (numpy 1.x's arraydescr_reduce: "(Nii)").
+    if type(code) is bytes and code.isascii():
+        code = code.decode('ascii')
+    _require(type(code) is str and type(align) in (bool, int) and type(copy) in (bool, int),
+             'numpy.dtype')
     try:
         dtype = np.dtype(code, align=False, copy=True)  # a copy: BUILD may set its byte order
     except TypeError as err:
@@ -167,6 +172,8 @@ def _numpy_dtype(code, align=False, copy=True):
 
 
 def _set_dtype_state(dtype: np.dtype, state) -> None:
+    if isinstance(state, tuple) and len(state) > 1 and type(state[1]) is bytes:
+        state = (state[0], state[1].decode('latin-1'), *state[2:])  # Python 2: b'|'
     _require(isinstance(state, tuple) and len(state) == 8 and state[0] == 3
              and state[1] in ('<', '>', '|', '=') and state[2:5] == (None, None, None),
              'BUILD of a numpy.dtype with fields or a subarray')

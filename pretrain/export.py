@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmtransfer  # noqa: E402,F401
-from mmtransfer.cli import ArgumentParser, run  # noqa: E402
+from mmtransfer.cli import ArgumentParser, output_file, run  # noqa: E402
 
 EXAMPLE = """example:
   python pretrain/export.py work_dirs/pretrain/dense_distill/epoch_300.pth teacher.pth \\
@@ -26,7 +26,7 @@ EXAMPLE = """example:
 def main(argv=None) -> int:
     parser = ArgumentParser(prog='pretrain/export.py', description=__doc__, epilog=EXAMPLE)
     parser.add_argument('checkpoint', help='mmengine checkpoint written by pretrain/train.py')
-    parser.add_argument('out', help='output file, e.g. backbone.pth')
+    parser.add_argument('out', type=output_file, help='output file, e.g. backbone.pth')
     parser.add_argument('--which', choices=['student', 'teacher'], default='student',
                         help='the trained network (student) or its EMA teacher (distill methods)')
     parser.add_argument('--debug', action='store_true', help='show tracebacks for input errors')

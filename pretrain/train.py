@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Pretrain a ResNet classifier with one of the mixing methods and export its backbone.
+"""Pretrain a classifier with one of the mixing methods and export its backbone.
 
-Reads configs/pretrain/<method>.py (the paper's ImageNet ResNet-50 recipe), builds mmengine's
-Runner, trains, validates top-1, and writes <work-dir>/backbone.pth for MMDetection.
+Reads configs/pretrain/<method>.py (the paper's ImageNet ResNet-50 recipe), or a recipe given by
+--config (configs/cifar/...) with --method set on it, builds mmengine's Runner, trains, validates
+top-1, and writes <work-dir>/backbone.pth (for MMDetection, from a ResNet).
 """
 from __future__ import annotations
 
@@ -19,8 +20,13 @@ from mmtransfer.cli import (  # noqa: E402
     ArgumentParser,
     add_common_args,
     init_cpu_distributed,
+    merge_cfg_options,
+    non_empty,
+    non_negative_int,
+    read_config,
     resolve_resume,
     run,
+    warn_unknown_keys,
 )
 from mmtransfer.models.mix_config import METHODS, MixConfig  # noqa: E402
 
@@ -28,21 +34,26 @@ EXAMPLE = """example:
   python pretrain/train.py --method dense_distill                     # ImageNet at data/imagenet
   python pretrain/train.py --method multimix --demo                   # embedded demo data, CPU
   tools/dist_pretrain.sh dense_distill 8 --data-root /datasets/imagenet
+  python pretrain/train.py --method dense_distill --seed 3 \\
+      --config configs/cifar/cifar100_preactresnet18.py            # one cell of Table 1, 1 GPU
 """
 DEMO_ROOT = 'data/demo'
 
 
 def parse_args(argv):
     parser = ArgumentParser(prog='pretrain/train.py', description=__doc__, epilog=EXAMPLE)
-    parser.add_argument('--method', default='baseline', choices=list(METHODS),
-                        help='mixing method (default: baseline)')
-    parser.add_argument('--config', help='a config file instead of configs/pretrain/<method>.py')
+    parser.add_argument('--method', choices=list(METHODS),
+                        help='mixing method (default: baseline, or the --config file\'s)')
+    parser.add_argument('--config', type=non_empty,
+                        help='a config file instead of configs/pretrain/<method>.py')
     parser.add_argument('--demo', action='store_true',
                         help='train on the embedded demo data with CPU-sized settings '
                              '(configs/demo/pretrain.py; makes data/demo when absent, unless '
                              '--data-root names another tree)')
-    parser.add_argument('--data-root', help='ImageFolder root holding train/ and val/')
-    parser.add_argument('--arch', help='torchvision ResNet, e.g. resnet18 for small runs')
+    parser.add_argument('--data-root', type=non_empty,
+                        help='ImageFolder root holding train/ and val/')
+    parser.add_argument('--arch', help='encoder: a torchvision ResNet (resnet18 .. resnet152), '
+                        'preactresnet18 or wrn16_8 (default: the config\'s)')
     parser.add_argument('--max-iters', type=int, help='stop after N iterations (smoke runs)')
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or from the work dir\'s last checkpoint')
@@ -54,10 +65,25 @@ def parse_args(argv):
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr linearly with the global batch from the paper\'s '
                              '0.1 at 4096 images (ours, not the paper\'s; default: lr 0.1)')
-    parser.add_argument('--seed', type=int, help='random seed (default: the config\'s, 0)')
+    parser.add_argument('--seed', type=non_negative_int,
+                        help='random seed (default: the config\'s, 0)')
     parser.add_argument('--tensorboard', action='store_true', help='also log TensorBoard scalars')
     add_common_args(parser)
     return parser.parse_args(argv)
+
+
+def apply_method(cfg, method: str) -> None:
+    """Sets ``method`` on a recipe config: ``model.mix.method`` and, for the distillation
+    methods, the teacher's second view and ``TeacherEMAHook`` (what configs/pretrain/distill.py
+    states over the ImageNet recipe)."""
+    cfg.model.mix.method = method
+    distill = MixConfig.from_dict(dict(method=method)).distill
+    cfg.train_dataloader.dataset.num_views = 2 if distill else 1
+    hooks = [h for h in cfg.get('custom_hooks', []) if h.get('type') != 'TeacherEMAHook']
+    if distill:
+        after = next((i + 1 for i, h in enumerate(hooks) if h.get('type') == 'RNGStateHook'), 0)
+        hooks.insert(after, dict(type='TeacherEMAHook'))
+    cfg.custom_hooks = hooks
 
 
 def build_config(args):
@@ -65,12 +91,14 @@ def build_config(args):
     those), then the explicit flags; validated before any work starts."""
     from mmengine.config import Config
 
-    path = args.config or osp.join(REPO, 'configs', 'pretrain', f'{args.method}.py')
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{path}: config file not found')
-    cfg = Config.fromfile(path)
-    if args.config:
-        args.method = cfg.model.mix.get('method', args.method)
+    path = args.config or osp.join(REPO, 'configs', 'pretrain', f'{args.method or "baseline"}.py')
+    cfg = read_config(path)
+    # Keys beyond the recipe's are typos or helper variables: warned about, not refused.
+    recipe = Config.fromfile(osp.join(REPO, 'configs', 'pretrain', 'base.py'))
+    warn_unknown_keys(cfg, recipe.keys(), path)
+    if args.config and args.method:  # a recipe (configs/cifar/...) with the method of the flag
+        apply_method(cfg, args.method)
+    args.method = cfg.model.mix.get('method', 'baseline')
     if args.demo:
         from mmtransfer.data.demo import ensure_demo_data
 
@@ -88,11 +116,12 @@ def build_config(args):
                                             interval=args.max_iters, max_keep_ckpts=1)
         cfg.default_hooks.logger.interval = min(cfg.default_hooks.logger.interval, args.max_iters)
         cfg.log_processor.by_epoch = False
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.data_root:
-        cfg.train_dataloader.dataset.root = osp.join(args.data_root, 'train')
-        cfg.val_dataloader.dataset.root = osp.join(args.data_root, 'val')
+    merge_cfg_options(cfg, args.cfg_options)
+    if args.data_root:  # an ImageFolder's train/ and val/, or the root of a split dataset
+        for split in ('train', 'val'):
+            dataset = cfg[f'{split}_dataloader'].dataset
+            dataset.root = args.data_root if 'split' in dataset else osp.join(args.data_root,
+                                                                              split)
         cfg.test_dataloader = cfg.val_dataloader
     for split in ('train', 'val'):
         root = cfg[f'{split}_dataloader'].dataset.root
@@ -109,6 +138,10 @@ def build_config(args):
         cfg.model.arch = args.arch
     mix = MixConfig.from_dict(cfg.model.get('mix'))  # fail now, with the key's name, not mid-run
     default_dir = osp.join('work_dirs', 'demo' if args.demo else '', 'pretrain', args.method)
+    if args.config:  # work_dirs/<recipe>/<method>/seed<N>: one folder per table cell and seed
+        seed = cfg.randomness.seed if args.seed is None else args.seed
+        default_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0],
+                               args.method, f'seed{seed}')
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_dir
     cuda = torch.cuda.is_available()
     amp = args.amp or ('bf16' if cuda else 'off')  # GPU default: bf16 autocast
@@ -125,7 +158,7 @@ def build_config(args):
                             free_bytes=torch.cuda.mem_get_info()[0],
                             bytes_per_value=2 if amp != 'off' else 4,
                             last_stride=cfg.model.get('last_stride', 2),
-                            width=cfg.model.get('width', 64))
+                            width=cfg.model.get('width'))
     for holder in (cfg.model, cfg.model.data_preprocessor):  # None in the config: by device
         if args.no_channels_last:
             holder.channels_last = False

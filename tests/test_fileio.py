@@ -1,6 +1,8 @@
 """Atomic writes: a failure or a kill mid-write never leaves a truncated file at the path."""
 from __future__ import annotations
 
+import errno
+import io
 import os
 import signal
 import subprocess
@@ -12,7 +14,8 @@ import pytest
 import torch
 
 from mmtransfer import compat
-from mmtransfer.fileio import save_atomic
+from mmtransfer.cli import run
+from mmtransfer.fileio import save_atomic, save_safetensors_atomic
 from tests.conftest import REPO
 
 
@@ -57,3 +60,31 @@ def test_kill_9_during_writes_leaves_a_complete_file(tmp_path):
 
 def test_mmengine_checkpoints_are_written_atomically():
     assert mmengine_runner.save_checkpoint is compat._save_checkpoint_atomic
+
+
+class _DiskFullAfter(io.BufferedWriter):
+    """A file on a disk that fills up after ``LIMIT`` bytes."""
+    LIMIT = 4096
+
+    def write(self, data):
+        if self.tell() + len(data) > self.LIMIT:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data)
+
+
+@pytest.mark.parametrize('save', [save_atomic, save_safetensors_atomic])
+def test_a_full_disk_names_the_file_and_keeps_the_previous_one(tmp_path, monkeypatch, capsys,
+                                                               save):
+    path = tmp_path / 'iter_2.pth'
+    save({'w': torch.ones(3)}, path)
+    before = path.read_bytes()
+    monkeypatch.setattr(os, 'fdopen', lambda fd, mode: _DiskFullAfter(io.FileIO(fd, 'wb')))
+    big = {'w': torch.zeros(100_000)}
+    with pytest.raises(OSError, match='no space left on device') as caught:
+        save(big, path)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(path)
+    assert 'unexpected pos' not in str(caught.value)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ['iter_2.pth']
+    # what a command-line tool prints for it
+    assert run(lambda argv: save(big, path), []) == 2
+    assert capsys.readouterr().err == f'error: {path}: no space left on device (the disk is full)\n'

@@ -263,6 +263,62 @@ def test_runs_attacked_differently_are_an_error(runs, tmp_path, capsys):
     assert "'pgd_iters': 10" in err and not (tmp_path / 'two.md').exists()
 
 
+@pytest.mark.parametrize('text', ['Infinity', '1e999', '-Infinity'])
+def test_an_infinite_metric_is_an_error_and_nothing_is_written(runs, tmp_path, capsys, text):
+    """Infinity used to reach the plot, after the .md and .csv were written."""
+    path = runs / 'baseline' / 'voc' / 'metrics.json'
+    path.write_text(f'{{"pascal_voc/mAP": {text}}}')
+    assert summarize.main([str(runs), '--out', str(tmp_path / 'out' / 't')]) == 2
+    err = capsys.readouterr().err
+    assert err == f'error: {path}: pascal_voc/mAP is not finite: {float(text)!r}\n'
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('attack, needle', [
+    ('fgsm 8/255', "\"attack\" is not an object of attack settings: 'fgsm 8/255'"),
+    (dict(ATTACK, pgd_eps='4/255'), "attack.pgd_eps is not a finite number: '4/255'"),
+    (dict(fgsm_eps=0.03, pgd_eps=0.01), 'attack has pgd_eps without pgd_step and pgd_iters'),
+])
+def test_a_malformed_attack_record_is_an_error_and_nothing_is_written(runs, tmp_path, capsys,
+                                                                       attack, needle):
+    path = runs / 'baseline' / 'eval' / 'eval_metrics.json'
+    _write_json(path, dict(EVAL, attack=attack))
+    assert summarize.main([str(runs), '--out', str(tmp_path / 'out' / 't')]) == 2
+    err = capsys.readouterr().err
+    assert err == f'error: {path}: {needle}\n'
+    assert not (tmp_path / 'out').exists()
+
+
+def test_an_output_that_is_a_directory_is_an_error_and_nothing_is_written(runs, tmp_path,
+                                                                           capsys):
+    (tmp_path / 't.png').mkdir()
+    assert summarize.main([str(runs), '--out', str(tmp_path / 't')]) == 2
+    assert capsys.readouterr().err == f'error: {tmp_path / "t.png"}: is a directory, not a file\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['runs', 't.png']
+
+
+def test_the_footnote_says_what_an_empty_cell_means(runs, tmp_path):
+    _write_json(runs / 'baseline' / 'voc' / 'metrics.json', {'pascal_voc/mAP': float('nan')})
+    assert summarize.main([str(runs), '--out', str(tmp_path / 'a')]) == 0
+    markdown = (tmp_path / 'a.md').read_text()
+    assert {r[0]: r for r in _table_rows(markdown)}['baseline'][1] == '—'  # NaN
+    assert markdown.endswith('\n\n—: no value (the metric is missing, or NaN).\n')
+    full = tmp_path / 'full'
+    for method in ('random_init', 'baseline'):
+        _write_json(full / method / 'voc' / 'metrics.json', {'pascal_voc/mAP': 0.5})
+        _write_json(full / method / 'coco' / 'metrics.json',
+                    {'coco/bbox_mAP': 0.3, 'coco/bbox_mAP_50': 0.5, 'coco/bbox_mAP_75': 0.3})
+    assert summarize.main([str(full), '--out', str(tmp_path / 'b')]) == 0
+    assert '—' not in (tmp_path / 'b.md').read_text()
+
+
+@pytest.mark.parametrize('argv', [[], ['runs'], ['runs', '--out', 'x', '--bogus']])
+def test_a_bad_command_line_is_one_line(capsys, argv):
+    assert summarize.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: ') and 'usage' not in err
+
+
 def test_plots_keep_the_error_bars_inside_the_axes():
     """ECE 6.7 ± 2.2 (the demo's two seeds): the axis must reach past 8.9, not stop at 8."""
     table = {'baseline': dict(voc07_mAP=0.2, coco_AP=0.1, coco_AP50=0.2, coco_AP75=0.1,

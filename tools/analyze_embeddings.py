@@ -21,7 +21,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmtransfer  # noqa: E402,F401  (applies mmtransfer.compat)
-from mmtransfer.cli import ArgumentParser, run  # noqa: E402
+from mmtransfer.cli import ArgumentParser, output_dir, run  # noqa: E402
 
 EXAMPLE = """example (the demo data of tools/make_demo_data.py):
   python tools/analyze_embeddings.py work_dirs/pretrain/multimix/backbone.pth \\
@@ -47,9 +47,8 @@ def parse_args(argv):
     parser.add_argument('--data-root', required=True, metavar='DIR',
                         help='classification data root: <data-root>/<split>/<class>/<images>')
     parser.add_argument('--split', default='val', help='sub-folder of --data-root (default: val)')
-    parser.add_argument('--arch', choices=['resnet18', 'resnet34', 'resnet50', 'resnet101',
-                                           'resnet152'],
-                        help='encoder architecture (default: inferred from the weights)')
+    parser.add_argument('--arch', help='encoder: resnet18 .. resnet152, preactresnet18, wrn16_8 '
+                        '(default: inferred from the weights)')
     parser.add_argument('--size', type=_at_least(32), default=224, metavar='PX',
                         help='centre crop size in pixels (224 ImageNet, 64 demo data; '
                              'default: 224)')
@@ -63,7 +62,8 @@ def parse_args(argv):
     parser.add_argument('--max-per-class', type=_at_least(2), default=None, metavar='N',
                         help='at most N images per class, the first in sorted order '
                              '(default: all)')
-    parser.add_argument('--out-dir', default='.', metavar='DIR', help='output folder (default: .)')
+    parser.add_argument('--out-dir', type=output_dir, default='.', metavar='DIR',
+                        help='output folder (default: .)')
     parser.add_argument('--device', default=None,
                         help='torch device (default: cuda if available, else cpu)')
     parser.add_argument('--batch-size', type=_at_least(1), default=64, metavar='N',
@@ -76,23 +76,18 @@ def parse_args(argv):
 
 def build_encoder(checkpoint: str, which: str, arch: str | None):
     """The encoder of ``checkpoint``, loaded strictly; also its source and architecture."""
-    from mmtransfer.analysis import (
-        encoder_state_dict,
-        infer_resnet_arch,
-        infer_resnet_width,
-        load_encoder,
-    )
+    from mmtransfer.analysis import encoder_state_dict, infer_encoder_args, load_encoder
     from mmtransfer.loading import load_weights
-    from mmtransfer.models import ResNetEncoder
+    from mmtransfer.models import build_encoder as build_network
 
     ckpt = load_weights(checkpoint)
     try:
         state, source = encoder_state_dict(ckpt, which)
-        inferred = arch or infer_resnet_arch(state)
-        encoder = load_encoder(ResNetEncoder(inferred, width=infer_resnet_width(state)), state)
+        spec = infer_encoder_args(state, arch)
+        encoder = load_encoder(build_network(**spec), state)
     except ValueError as err:
         raise ValueError(f'{checkpoint}: {err}') from None
-    return encoder, source, inferred
+    return encoder, source, spec['arch']
 
 
 def load_images(args):

@@ -21,7 +21,7 @@ from fractions import Fraction
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmtransfer  # noqa: E402,F401  (applies mmtransfer.compat)
-from mmtransfer.cli import ArgumentParser, run  # noqa: E402
+from mmtransfer.cli import ArgumentParser, output_dir, run  # noqa: E402
 
 EXAMPLE = """example (demo data):
   python tools/evaluate.py work_dirs/demo/pretrain/baseline/iter_500.pth \\
@@ -64,7 +64,8 @@ def parse_args(argv):
     parser.add_argument('--pgd-iters', type=int, default=PROTOCOL['pgd_iters'],
                         help='PGD iterations (default: 20)')
     parser.add_argument('--which', choices=['student', 'teacher'], default='student')
-    parser.add_argument('--arch', help='ResNet name (default: inferred from the weights)')
+    parser.add_argument('--arch', help='encoder: resnet18 .. resnet152, preactresnet18, '
+                        'wrn16_8 (default: inferred from the weights)')
     parser.add_argument('--size', type=int, default=224, help='crop size (224; demo: 64)')
     parser.add_argument('--resize', type=int, metavar='PX',
                         help='shorter side before the centre crop, as the training config\'s '
@@ -73,7 +74,8 @@ def parse_args(argv):
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--amp', action='store_true', help='bf16 autocast for the clean pass '
                         '(CUDA; attacks stay float32)')
-    parser.add_argument('--work-dir', default='work_dirs/eval', help='output folder')
+    parser.add_argument('--work-dir', type=output_dir, default='work_dirs/eval',
+                        help='output folder')
     parser.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
     args = parser.parse_args(argv)
     args.attacks = [a for a in args.attacks.split(',') if a]
@@ -91,12 +93,7 @@ def parse_args(argv):
 
 def build_classifier(path: str, which: str, arch: str | None, num_classes: int):
     """Encoder + head of a pretraining checkpoint, loaded strictly; one-line errors."""
-    from mmtransfer.analysis import (
-        encoder_state_dict,
-        infer_resnet_arch,
-        infer_resnet_width,
-        load_encoder,
-    )
+    from mmtransfer.analysis import encoder_state_dict, infer_encoder_args, load_encoder
     from mmtransfer.loading import load_checkpoint
     from mmtransfer.models.pretrainer import Classifier
 
@@ -106,10 +103,11 @@ def build_classifier(path: str, which: str, arch: str | None, num_classes: int):
         if source == 'backbone':
             raise ValueError('a backbone file has no classifier head: give the training '
                              'checkpoint (epoch_N.pth / iter_N.pth)')
-        arch = arch or infer_resnet_arch(encoder_state)
+        spec = infer_encoder_args(encoder_state, arch)
+        arch = spec['arch']
         prefix = 'student.head.' if which == 'student' else 'teacher.module.head.'
         head = {k[len(prefix):]: v for k, v in ckpt['state_dict'].items() if k.startswith(prefix)}
-        net = Classifier(arch, head['weight'].shape[0], width=infer_resnet_width(encoder_state))
+        net = Classifier(arch, head['weight'].shape[0], width=spec['width'])
         load_encoder(net.encoder, encoder_state)
         if head['weight'].shape[0] != num_classes:
             raise ValueError(f'its head has {head["weight"].shape[0]} classes, the data root '

@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout'
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mmtransfer.fileio import write_atomic, write_text_atomic  # noqa: E402
+from mmtransfer.cli import ArgumentParser, check_output_path, run  # noqa: E402
+from mmtransfer.fileio import write_atomic  # noqa: E402
 
 METHOD_ORDER = ('random_init', 'baseline', 'mixup', 'cutmix', 'manifold_mixup', 'multimix',
                 'dense', 'distill', 'dense_distill')
@@ -60,6 +61,9 @@ EVAL_COLUMNS = (
 COLUMNS = DETECTION_COLUMNS + EVAL_COLUMNS
 FILES = dict(voc='voc/metrics.json', coco='coco/metrics.json', eval='eval/eval_metrics.json')
 MISSING = '—'
+MISSING_NOTE = f'{MISSING}: no value (the metric is missing, or NaN).'
+# An eval_metrics.json's "attack" record: numbers; pgd_eps comes with its step and iterations.
+ATTACK_NUMBERS = ('fgsm_eps', 'pgd_eps', 'pgd_step', 'pgd_iters')
 # Validation metrics, most wanted first, for the curves' third panel.
 VAL_METRICS = ('pascal_voc/mAP', 'coco/bbox_mAP', 'accuracy/top1')
 _BOOKKEEPING = {'step', 'iter', 'epoch', 'time', 'data_time', 'memory', 'lr', 'base_lr'}
@@ -67,7 +71,7 @@ _BOOKKEEPING = {'step', 'iter', 'epoch', 'time', 'data_time', 'memory', 'lr', 'b
 Table = dict[str, dict[str, float | None]]  # method -> CSV column -> value in [0, 1] or None
 
 
-class SummaryError(Exception):
+class SummaryError(ValueError):
     """Bad or missing input; the message is the one-line error shown to the user."""
 
 
@@ -109,6 +113,8 @@ def load_table(root: Path) -> Table:
             if value is not None and not (isinstance(value, int | float)
                                           and not isinstance(value, bool)):
                 raise SummaryError(f'{files[source]}: {key} is not a number: {value!r}')
+            if value is not None and math.isinf(value):  # JSON's Infinity, 1e999
+                raise SummaryError(f'{files[source]}: {key} is not finite: {value!r}')
             row[column] = None if value is None or math.isnan(value) else factor * float(value)
         table[method_dir.name] = row
     if not table:
@@ -125,6 +131,7 @@ def attack_protocol(roots: list[Path]) -> dict | None:
     for root in roots:
         for path in sorted(root.glob(f'*/{FILES["eval"]}')):
             attack = _read_metrics(path).get('attack', {})
+            _check_attack(path, attack)
             if first is None:
                 first = (path, attack)
             elif attack != first[1]:
@@ -132,6 +139,18 @@ def attack_protocol(roots: list[Path]) -> dict | None:
                                    f'{first[1]}; evaluate every run with the same --fgsm-eps, '
                                    f'--pgd-eps, --pgd-step and --pgd-iters')
     return None if first is None else first[1]
+
+
+def _check_attack(path: Path, attack) -> None:
+    if not isinstance(attack, dict):
+        raise SummaryError(f'{path}: "attack" is not an object of attack settings: {attack!r}')
+    for key in ATTACK_NUMBERS:
+        value = attack.get(key)
+        if key in attack and not (isinstance(value, int | float) and not isinstance(value, bool)
+                                  and math.isfinite(value)):
+            raise SummaryError(f'{path}: attack.{key} is not a finite number: {value!r}')
+    if 'pgd_eps' in attack and not {'pgd_step', 'pgd_iters'} <= attack.keys():
+        raise SummaryError(f'{path}: attack has pgd_eps without pgd_step and pgd_iters')
 
 
 def describe_attacks(attack: dict) -> str:
@@ -181,16 +200,20 @@ def _cell(value: float | None, spread: float | None = None) -> str:
 
 def format_markdown(table: Table, title: str | None = None, std: Table | None = None,
                     note: str | None = None) -> str:
-    """Markdown table (x100, one decimal); with ``std``, cells read ``mean ± std``; ``note``
-    goes below it."""
+    """Markdown table (x100, one decimal); with ``std``, cells read ``mean ± std``; below it
+    what an empty cell (``—``) means, when there is one, then ``note``."""
     columns = columns_of(table.values())
     lines = [title, ''] if title else []
     lines.append('| method | ' + ' | '.join(h for h, *_ in columns) + ' |')
     lines.append('|:--|' + '--:|' * len(columns))
+    missing = False
     for method in ordered(table):
         cells = [_cell(table[method].get(c), std[method].get(c) if std else None)
                  for _, c, *_ in columns]
+        missing |= MISSING in cells
         lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+    if missing:
+        lines += ['', MISSING_NOTE]
     if note:
         lines += ['', note]
     return '\n'.join(lines) + '\n'
@@ -421,16 +444,18 @@ def plot_curves(curves: dict[str, dict], title: str | None = None) -> plt.Figure
 # ------------------------------------------------------------------------------ output
 
 
-def _save_figure(fig: plt.Figure, path: Path) -> None:
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
     try:
-        write_atomic(path, lambda f: fig.savefig(f, format='png', dpi=120))
+        fig.savefig(buf, format='png', dpi=120)
     finally:
         plt.close(fig)
+    return buf.getvalue()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = ArgumentParser(
+        prog='tools/summarize.py', description=__doc__.split('\n')[0],
         epilog='example:\n  python tools/summarize.py work_dirs/demo/det --out '
                'work_dirs/demo/results --curves')
     parser.add_argument('root', type=Path, nargs='+',
@@ -449,48 +474,48 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--curves', action='store_true',
                         help='also plot training curves from vis_data/scalars.json to '
                              'PREFIX_curves.png')
+    parser.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def summarize(argv: list[str] | None) -> int:
+    """Reads every input and renders every output before writing any: bad input writes
+    nothing (exit 2); a margin miss exits 1 after writing."""
     args = parse_args(argv)
     prefix: Path = args.out
-    try:
-        margins = parse_margins(args.check_margin) if args.check_margin else None
-        tables = [load_table(root) for root in args.root]
-        attack = attack_protocol(args.root)
-        table, std = combine(tables) if len(tables) > 1 else (tables[0], None)
-        required = set(filter(None, (args.required_rows or '').split(','))) or set(table)
-        if args.required_rows is not None and not margins:
-            raise SummaryError('--required-rows needs --check-margin')
-        if unknown := sorted(required - set(table)):
-            raise SummaryError(f'--required-rows: no row {", ".join(unknown)} in the table '
-                               f'(rows: {", ".join(ordered(table))})')
-        curves = None
-        if args.curves:
-            logs = find_logs(args.root[0])
-            if not logs:
-                raise SummaryError(f'{args.root[0]}: no vis_data/scalars.json found for --curves')
-            curves = {name: parse_scalars(path) for name, path in logs.items()}
-    except SummaryError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+    margins = parse_margins(args.check_margin) if args.check_margin else None
+    tables = [load_table(root) for root in args.root]
+    attack = attack_protocol(args.root)
+    table, std = combine(tables) if len(tables) > 1 else (tables[0], None)
+    required = set(filter(None, (args.required_rows or '').split(','))) or set(table)
+    if args.required_rows is not None and not margins:
+        raise SummaryError('--required-rows needs --check-margin')
+    if unknown := sorted(required - set(table)):
+        raise SummaryError(f'--required-rows: no row {", ".join(unknown)} in the table '
+                           f'(rows: {", ".join(ordered(table))})')
+    curves = None
+    if args.curves:
+        logs = find_logs(args.root[0])
+        if not logs:
+            raise SummaryError(f'{args.root[0]}: no vis_data/scalars.json found for --curves')
+        curves = {name: parse_scalars(path) for name, path in logs.items()}
     title = args.title
     if std is not None:
         title = f'{title or "Transfer"} (mean ± std over {len(tables)} runs)'
     attacks = describe_attacks(attack) if attack else ''
     note = f'Attacks (pixel space): {attacks}.' if attacks else None
     markdown = format_markdown(table, title, std, note)
-    text = format_csv(table, std)
-    write_text_atomic(prefix.with_name(prefix.name + '.md'), markdown)
-    write_text_atomic(prefix.with_name(prefix.name + '.csv'), text)
-    _save_figure(plot_bars(table, title, std), prefix.with_name(prefix.name + '.png'))
+    outputs = {'.md': markdown.encode('utf-8'), '.csv': format_csv(table, std).encode('utf-8'),
+               '.png': _png(plot_bars(table, title, std))}
     if any(c in EVAL_COLUMNS for c in columns_of(table.values())):
-        _save_figure(plot_robustness(table, title, std),
-                     prefix.with_name(prefix.name + '_robustness.png'))
+        outputs['_robustness.png'] = _png(plot_robustness(table, title, std))
     if curves is not None:
-        _save_figure(plot_curves(curves, args.title),
-                     prefix.with_name(prefix.name + '_curves.png'))
+        outputs['_curves.png'] = _png(plot_curves(curves, args.title))
+    paths = {prefix.with_name(prefix.name + suffix): data for suffix, data in outputs.items()}
+    for path in paths:
+        check_output_path(path)
+    for path, data in paths.items():
+        write_atomic(path, lambda f, data=data: f.write(data))
     print(markdown, end='')
     failures = margin_failures(table, margins) if margins else []
     fatal = False
@@ -499,6 +524,12 @@ def main(argv: list[str] | None = None) -> int:
         fatal |= fails_run
         print(f'{"error" if fails_run else "warning"}: {line}', file=sys.stderr)
     return 1 if fatal else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0; 1 when a row misses ``--check-margin``; 2 with one line ``error: ...``
+    for bad input (see mmtransfer.cli)."""
+    return run(summarize, argv)
 
 
 if __name__ == '__main__':

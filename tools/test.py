@@ -17,7 +17,13 @@ from mmengine.dist import is_main_process  # noqa: E402
 from mmengine.logging import print_log  # noqa: E402
 
 import mmtransfer  # noqa: E402,F401  (mmtransfer.compat first)
-from mmtransfer.cli import ArgumentParser, add_common_args, run  # noqa: E402
+from mmtransfer.cli import (  # noqa: E402
+    ArgumentParser,
+    add_common_args,
+    check_input_file,
+    output_file,
+    run,
+)
 from mmtransfer.detection.metrics import (  # noqa: E402
     METRICS_FILE,
     coco_metrics_without_detections,
@@ -27,6 +33,7 @@ from mmtransfer.detection.metrics import (  # noqa: E402
 )
 from mmtransfer.detection.runtime import (  # noqa: E402
     check_datasets,
+    check_detector_checkpoint,
     check_image_files,
     configure_launcher,
     load_config,
@@ -47,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
-        '--out', type=str, help='dump predictions to a pickle file for offline evaluation')
+        '--out', type=output_file, help='dump predictions to a pickle file for offline evaluation')
     parser.add_argument('--show', action='store_true', help='show prediction results')
     parser.add_argument(
         '--show-dir',
@@ -87,8 +94,7 @@ def add_flip_tta(cfg) -> None:
 
 def build_cfg(args: argparse.Namespace):
     """The config as mmdet's test.py builds it."""
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    check_input_file(args.checkpoint, 'checkpoint')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl or .pickle file, got {args.out}')
     cfg = load_config(args.config, args.cfg_options)
@@ -122,7 +128,7 @@ def _score_empty_results(runner) -> dict[str, float]:
 def test(argv: list[str] | None) -> dict[str, float]:
     """Run the test loop; print the metrics and write ``<work_dir>/metrics.json``."""
     from mmdet.evaluation import DumpDetResults
-    from mmdet.registry import RUNNERS
+    from mmdet.registry import MODELS, RUNNERS
     from mmdet.utils import setup_cache_size_limit_of_dynamo
     from mmengine.runner import Runner
 
@@ -131,13 +137,15 @@ def test(argv: list[str] | None) -> dict[str, float]:
     cfg = build_cfg(args)
     check_datasets(cfg, ('test',))
     if args.check_only:
-        from mmtransfer.loading import load_checkpoint
+        from mmengine.registry import init_default_scope
 
-        load_checkpoint(args.checkpoint, map_location='cpu')  # readable, and within the allowlist
+        init_default_scope(cfg.get('default_scope', 'mmdet'))
+        check_detector_checkpoint(MODELS.build(cfg.model), args.checkpoint)
         return {}
     configure_launcher(cfg, args.launcher)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     check_image_files(runner.test_loop.dataloader.dataset, 'test')
+    check_detector_checkpoint(runner.model, args.checkpoint)  # not a backbone, a random detector
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     metrics = numeric_metrics(runner.test())

@@ -238,10 +238,13 @@ def _paint(img: np.ndarray, alpha: np.ndarray, tex: np.ndarray, x0: int, y0: int
 
 
 def render_classification_image(rng: np.random.Generator, label: int | str,
-                                size: int = CLS_IMAGE_SIZE) -> Image.Image:
+                                size: int = CLS_IMAGE_SIZE,
+                                colour: tuple[float, float, float] | None = None) -> Image.Image:
     """One ``size x size`` RGB image of one shape on a cluttered background.
 
     ``label`` is an index of :data:`DEMO_CLASSES` or a shape name (:data:`OOD_SHAPES` too).
+    ``colour`` (RGB, 0-255) fixes the shape's base colour; by default it is random, and only
+    the shape tells the classes apart.
     """
     name = DEMO_CLASSES[label] if isinstance(label, int) else label
     img = _background(rng, size, size)
@@ -250,8 +253,8 @@ def render_classification_image(rng: np.random.Generator, label: int | str,
     alpha = shape_mask(name, side, angle, aspect)
     x0, y0 = (int(v) for v in rng.integers(0, size - side + 1, 2))
     local = img[y0:y0 + side, x0:x0 + side].reshape(-1, 3).mean(0)
-    tex = _texture(rng, side, _random_colour(rng, avoid=local))
-    _paint(img, alpha, tex, x0, y0)
+    base = _random_colour(rng, avoid=local) if colour is None else np.asarray(colour, np.float32)
+    _paint(img, alpha, _texture(rng, side, base), x0, y0)
     return _finish(rng, img)
 
 

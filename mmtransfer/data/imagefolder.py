@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 from mmengine.model import BaseDataPreprocessor
 from mmengine.registry import DATASETS, MODELS
@@ -26,9 +27,22 @@ def _pil_loader(path: str) -> Image.Image:
     try:
         with open(path, 'rb') as f:
             img = Image.open(f)
-            return img.convert('RGB')
+            return _to_rgb(img, path)
     except (OSError, UnidentifiedImageError) as err:
         raise DataError(f'{path}: corrupt or truncated image ({err})') from err
+
+
+def _to_rgb(img: Image.Image, path: str) -> Image.Image:
+    """8-bit RGB. 16-bit grayscale (PIL's ``I;16`` modes) is scaled to 8 bits, value / 257
+    rounded (65535 -> 255): PIL's own conversion clips every value over 255, a white image.
+    32-bit integer or float pixels have no agreed 8-bit scale: refused."""
+    if img.mode.startswith('I;16'):
+        img = Image.fromarray(np.rint(np.asarray(img) / 257).astype(np.uint8))
+    elif img.mode in ('I', 'F'):
+        raise DataError(f'{path}: 32-bit {"float" if img.mode == "F" else "integer"} pixels '
+                        f'(PIL mode {img.mode}) have no 8-bit scale; convert the image to 8 '
+                        'bits')
+    return img.convert('RGB')
 
 
 @DATASETS.register_module()

@@ -10,13 +10,25 @@ from torchvision.transforms import v2 as T
 
 
 def build_transform(train: bool, size: int = 224, resize: int | None = None,
-                    hflip: float = 0.5, scale: tuple[float, float] = (0.08, 1.0)) -> T.Compose:
-    """Standard ImageNet augmentation.
+                    hflip: float = 0.5, scale: tuple[float, float] = (0.08, 1.0),
+                    padding: int | None = None) -> T.Compose:
+    """Standard ImageNet augmentation, or with ``padding`` the small-image one.
 
     train: ``RandomResizedCrop(size, scale)`` + horizontal flip.
     val:   ``Resize(resize)`` (default ``size / 0.875``) + ``CenterCrop(size)``.
+
+    With ``padding`` (CIFAR / TinyImageNet style, as AlignMixup's and PuzzleMix's
+    ``RandomCrop(size, padding)``): every image is first brought to ``size x size`` by
+    ``Resize(resize)`` (default ``size``) + ``CenterCrop(size)``; training then adds
+    ``RandomCrop(size, padding)`` (zero padding) + horizontal flip.
     """
-    if train:
+    if padding is not None:
+        ops = [T.Resize(resize or size, antialias=True), T.CenterCrop(size)]
+        if train:
+            ops.append(T.RandomCrop(size, padding=padding))
+            if hflip > 0:
+                ops.append(T.RandomHorizontalFlip(hflip))
+    elif train:
         ops = [T.RandomResizedCrop(size, scale=scale, antialias=True)]
         if hflip > 0:
             ops.append(T.RandomHorizontalFlip(hflip))

@@ -9,6 +9,7 @@ the first iteration. Missing files raise ``FileNotFoundError``, wrong content ``
 from __future__ import annotations
 
 import os.path as osp
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
@@ -20,12 +21,12 @@ STRICT_INIT = 'StrictPretrained'
 
 
 def load_config(path: str, cfg_options: dict | None = None) -> Config:
-    """``Config.fromfile`` plus ``--cfg-options``, with a one-line error for a missing file."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config file not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    """``Config.fromfile`` plus ``--cfg-options``, with one-line errors (see
+    :func:`mmtransfer.cli.read_config` and :func:`mmtransfer.cli.merge_cfg_options`)."""
+    from mmtransfer.cli import merge_cfg_options, read_config
+
+    cfg = read_config(path)
+    merge_cfg_options(cfg, cfg_options)
     return cfg
 
 
@@ -110,6 +111,31 @@ def check_backbone(cfg: Config) -> None:
     backbone_cfg = cfg.model.backbone.copy()
     backbone_cfg.init_cfg = None
     load_backbone_strict(MODELS.build(backbone_cfg), checkpoint)
+
+
+def check_detector_checkpoint(detector, path: str) -> None:
+    """Refuse a checkpoint that lacks weights of ``detector`` (an exported backbone, a
+    pretraining checkpoint): mmengine would load what matches, leave the rest random and the
+    test would score a random detector. Names the missing keys by module (``backbone.*``,
+    ``rpn_head.*``, ...). Reads the file with the restricted checkpoint reader."""
+    from mmtransfer.loading import load_checkpoint
+
+    def plain(key: str) -> str:  # mmengine drops DDP's (and TTA's) "module." when loading
+        return re.sub(r'^(module\.)+', '', key)
+
+    ckpt = load_checkpoint(path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'{path}: not a checkpoint (expected a dict with a "state_dict")')
+    expected = {plain(k) for k in detector.state_dict()}
+    missing = expected - {plain(k) for k in state}
+    if missing:
+        modules = sorted({k.split('.')[0] for k in missing})
+        counts = ', '.join(f'{m}.* ({sum(k.startswith(m + ".") for k in missing)} of '
+                           f'{sum(k.startswith(m + ".") for k in expected)})' for m in modules)
+        raise ValueError(f'{path}: not a checkpoint of this detector: missing keys {counts}; '
+                         'an exported backbone or a pretraining checkpoint? Test a checkpoint '
+                         'written by tools/train.py')
 
 
 # ---------------------------------------------------------------------------- datasets

@@ -88,7 +88,8 @@ class NonFiniteLossHook(Hook):
 @HOOKS.register_module()
 class ExportBackboneHook(Hook):
     """At the end of training, writes ``<work_dir>/backbone.pth`` for MMDetection's ``ResNet``,
-    and the same tensors as ``backbone.safetensors`` (the file to share).
+    and the same tensors as ``backbone.safetensors`` (the file to share). A CIFAR network's
+    encoder is written the same way, under its own key names (:mod:`mmtransfer.export`).
 
     Args:
         which: ``student`` (default) or ``teacher`` (the EMA teacher, distillation methods).

@@ -15,6 +15,33 @@ from torch import Tensor, nn
 NUM_BLOCKS = 4
 
 
+def block_range(start: int, end: int) -> range:
+    """Blocks ``start+1 .. end`` that a ``forward(x, start, end)`` runs; checks
+    ``0 <= start <= end <= 4``."""
+    if not 0 <= start <= end <= NUM_BLOCKS:
+        raise ValueError(f'blocks must satisfy 0 <= start <= end <= 4, got {start}, {end}')
+    return range(start + 1, end + 1)
+
+
+def check_width(width) -> None:
+    """Stem / first-stage channels: a multiple of 8, at least 8."""
+    if isinstance(width, bool) or not isinstance(width, int) or width < 8 or width % 8:
+        raise ValueError(f'width must be a multiple of 8 (>= 8), got {width!r}')
+
+
+def check_last_stride(last_stride) -> None:
+    if last_stride not in (1, 2):
+        raise ValueError(f'last_stride must be 1 or 2, got {last_stride!r}')
+
+
+def unstride_(block: nn.Module) -> None:
+    """Stride 1 for every stride-2 convolution of ``block`` (its 3x3 and its 1x1 shortcut): the
+    same weights, twice the output side, no dilation."""
+    for conv in block.modules():
+        if isinstance(conv, nn.Conv2d) and conv.stride == (2, 2):
+            conv.stride = (1, 1)
+
+
 def build_torchvision_resnet(arch: str, width: int = 64,
                              zero_init_residual: bool = False) -> torchvision.models.ResNet:
     """torchvision's ``arch`` (random init) with ``width`` stem / ``layer1`` channels.
@@ -25,8 +52,7 @@ def build_torchvision_resnet(arch: str, width: int = 64,
     """
     if not arch.startswith('resnet') or not hasattr(torchvision.models, arch):
         raise ValueError(f'arch: unknown torchvision ResNet {arch!r}')
-    if not isinstance(width, int) or width < 8 or width % 8:
-        raise ValueError(f'width must be a multiple of 8 (>= 8), got {width!r}')
+    check_width(width)
     net = getattr(torchvision.models, arch)(weights=None, zero_init_residual=zero_init_residual)
     if width == 64:
         return net
@@ -70,13 +96,10 @@ class ResNetEncoder(nn.Module):
     def __init__(self, arch: str = 'resnet50', zero_init_residual: bool = False,
                  last_stride: int = 2, width: int = 64):
         super().__init__()
-        if last_stride not in (1, 2):
-            raise ValueError(f'last_stride must be 1 or 2, got {last_stride!r}')
+        check_last_stride(last_stride)
         net = build_torchvision_resnet(arch, width, zero_init_residual)
         if last_stride == 1:  # the strided 3x3 (or 1x1 downsample) convs of layer4's first block
-            for conv in net.layer4[0].modules():
-                if isinstance(conv, nn.Conv2d) and conv.stride == (2, 2):
-                    conv.stride = (1, 1)
+            unstride_(net.layer4[0])
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = (
             net.layer1, net.layer2, net.layer3, net.layer4)
@@ -87,9 +110,7 @@ class ResNetEncoder(nn.Module):
 
     def forward(self, x: Tensor, start: int = 0, end: int = NUM_BLOCKS) -> Tensor:
         """Runs blocks ``start+1 .. end``: ``x`` is block ``start``'s output; returns ``end``'s."""
-        if not 0 <= start <= end <= NUM_BLOCKS:
-            raise ValueError(f'blocks must satisfy 0 <= start <= end <= 4, got {start}, {end}')
-        for k in range(start + 1, end + 1):
+        for k in block_range(start, end):
             if k == 1:
                 x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
             x = self._block(k)(x)

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import torch
 
-from mmtransfer.models.encoder import NUM_BLOCKS, ResNetEncoder
+from mmtransfer.models.encoder import NUM_BLOCKS
+from mmtransfer.models.factory import build_encoder
 
 SAVED_FRACTION = 82 / 122
 
 
 def mixed_activation_bytes(arch: str, image_size: int, block: int, n: int,
                            bytes_per_value: int = 4, last_stride: int = 2,
-                           width: int = 64) -> int:
+                           width: int | None = None) -> int:
     """Activation memory of the network after ``block`` run on ``n`` mixtures (bytes)."""
     if block >= NUM_BLOCKS:
         return 0
     with torch.device('meta'):
-        encoder = ResNetEncoder(arch, last_stride=last_stride, width=width)
+        encoder = build_encoder(arch, width=width, last_stride=last_stride)
     total = 0
 
     def count(module, inputs, output):
@@ -44,7 +45,8 @@ def mixed_activation_bytes(arch: str, image_size: int, block: int, n: int,
 
 
 def check_mixing_memory(arch: str, image_size: int, block: int, n: int, free_bytes: int,
-                        bytes_per_value: int = 4, last_stride: int = 2, width: int = 64) -> None:
+                        bytes_per_value: int = 4, last_stride: int = 2,
+                        width: int | None = None) -> None:
     """Raise one line naming ``mix.block`` and ``mix.n`` if the mixtures' activations alone
     would exceed ``free_bytes`` (the device's free memory)."""
     need = mixed_activation_bytes(arch, image_size, block, n, bytes_per_value, last_stride, width)

@@ -26,7 +26,8 @@ from torch import Tensor, nn
 
 from mmtransfer import mixing
 from mmtransfer.data.imagefolder import MultiViewDataPreprocessor  # registers it too
-from mmtransfer.models.encoder import NUM_BLOCKS, LinearHead, ResNetEncoder
+from mmtransfer.models.encoder import NUM_BLOCKS, LinearHead
+from mmtransfer.models.factory import build_encoder
 from mmtransfer.models.mix_config import MixConfig
 from mmtransfer.models.teacher import EMATeacher
 
@@ -85,11 +86,13 @@ class Mixed:
 
 
 class Classifier(nn.Module):
-    """``encoder`` (ResNet up to block 4) + global average pooling + linear ``head``."""
+    """``encoder`` (:func:`~mmtransfer.models.factory.build_encoder`'s ``arch``, up to block 4)
+    + global average pooling + linear ``head``: ``[m, 3, H, W] -> [m, num_classes]``."""
 
-    def __init__(self, arch: str, num_classes: int, last_stride: int = 2, width: int = 64):
+    def __init__(self, arch: str, num_classes: int, last_stride: int = 2,
+                 width: int | None = None):
         super().__init__()
-        self.encoder = ResNetEncoder(arch, last_stride=last_stride, width=width)
+        self.encoder = build_encoder(arch, width=width, last_stride=last_stride)
         self.head = LinearHead(self.encoder.out_channels, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -98,7 +101,7 @@ class Classifier(nn.Module):
 
 @MODELS.register_module()
 class MixPretrainer(BaseModel):
-    """ResNet classifier trained with one of the mixing methods of :mod:`mmtransfer.mixing`.
+    """Classifier trained with one of the mixing methods of :mod:`mmtransfer.mixing`.
 
     ``forward(inputs[m, 3, H, W], labels[m], inputs2=None, mode)``: ``mode='loss'`` returns the
     loss dict (``loss_cls`` and, with distillation, ``loss_distill``, already weighted by
@@ -106,19 +109,21 @@ class MixPretrainer(BaseModel):
     accuracy metric; ``mode='tensor'`` the logits ``[m, c]``.
 
     Args:
-        arch: torchvision ResNet name.
+        arch: encoder name: a torchvision ResNet (``resnet50``), or a CIFAR network
+            (``preactresnet18``, ``wrn16_8``); see :func:`~mmtransfer.models.factory.build_encoder`.
         num_classes: c.
         mix: options of :class:`~mmtransfer.models.mix_config.MixConfig` (method included).
-        last_stride: stride of the last ResNet block; 1 doubles the dense grid (the paper's
-            8x8 ablation), see :class:`~mmtransfer.models.encoder.ResNetEncoder`.
-        width: stem / ``layer1`` channels of the ResNet (64; the CPU demo uses 32), see
-            :func:`~mmtransfer.models.encoder.build_torchvision_resnet`.
+        last_stride: stride of the last stage; 1 doubles the dense grid (the paper's 8x8
+            ablation), see :class:`~mmtransfer.models.encoder.ResNetEncoder`.
+        width: stem / first-stage channels of a ResNet or PreActResNet (``None``: 64; the CPU
+            demo uses 32), see :func:`~mmtransfer.models.encoder.build_torchvision_resnet`; a
+            WRN's is in its name.
         channels_last: keep the weights in ``channels_last`` memory format (faster convolutions
             on recent GPUs; pair it with the data preprocessor's ``channels_last``).
     """
 
     def __init__(self, arch: str = 'resnet50', num_classes: int = 1000, mix: dict | None = None,
-                 last_stride: int = 2, width: int = 64, channels_last: bool = False,
+                 last_stride: int = 2, width: int | None = None, channels_last: bool = False,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None):
         super().__init__(data_preprocessor=data_preprocessor or MultiViewDataPreprocessor(),
                          init_cfg=init_cfg)

@@ -416,3 +416,15 @@ def test_cli(tmp_path):
     proc = _cli('--out', str(tmp_path / 'other'), *small)
     assert proc.returncode == 2
     assert proc.stderr.strip().count('\n') == 0 and 'other' in proc.stderr
+
+
+@pytest.mark.parametrize('argv, needle', [
+    (['--seed', 'x'], "argument --seed: invalid int value: 'x'"),
+    (['--out', 'file/demo'], 'argument --out: file/demo: '),
+])
+def test_cli_bad_arguments_are_one_line_without_the_usage(tmp_path, argv, needle):
+    (tmp_path / 'file').write_text('x')
+    proc = subprocess.run([sys.executable, str(REPO / 'tools' / 'make_demo_data.py'), *argv],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert proc.stderr.startswith('error: ') and needle in proc.stderr

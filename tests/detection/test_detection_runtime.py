@@ -15,6 +15,7 @@ from mmtransfer.detection.metrics import format_metrics, numeric_metrics, write_
 from mmtransfer.detection.runtime import (
     check_backbone,
     check_datasets,
+    check_detector_checkpoint,
     configure_launcher,
     set_backbone,
     strict_backbone_checkpoint,
@@ -109,6 +110,25 @@ def test_check_datasets_names_a_listed_xml_that_is_missing(demo_root, tmp_path, 
     (voc07 / 'Annotations' / f'{image_id}.xml').unlink()
     with pytest.raises(FileNotFoundError, match=rf'{image_id}\.xml: annotation file not found'):
         check_datasets(demo_cfg('voc'), ('test',))
+
+
+def test_check_detector_checkpoint_takes_a_whole_detector_and_names_what_is_missing(tmp_path):
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmdet')
+    detector = MODELS.build(demo_cfg().model)
+    state = detector.state_dict()
+    torch.save({'meta': {}, 'state_dict': state}, tmp_path / 'whole.pth')
+    check_detector_checkpoint(detector, str(tmp_path / 'whole.pth'))
+    # as DDP saved it, "module." first: mmengine drops it on loading
+    torch.save({f'module.{k}': v for k, v in state.items()}, tmp_path / 'ddp.pth')
+    check_detector_checkpoint(detector, str(tmp_path / 'ddp.pth'))
+    headless = {k: v for k, v in state.items() if not k.startswith('roi_head.bbox_head.fc_cls')}
+    torch.save({'meta': {}, 'state_dict': headless}, tmp_path / 'headless.pth')
+    with pytest.raises(ValueError, match=r'headless\.pth: not a checkpoint of this detector: '
+                                         r'missing keys roi_head\.\* \(2 of 8\);'):
+        check_detector_checkpoint(detector, str(tmp_path / 'headless.pth'))
 
 
 def test_configure_launcher_makes_ddp_cpu_safe(monkeypatch):

@@ -116,3 +116,81 @@ def test_dist_launchers_without_gpus(script, args):
     assert proc.returncode == 2
     assert len(err.splitlines()) == 1 and err.startswith('error: '), err
     assert 'GPUS' in err
+
+
+def _pretraining_checkpoint(path) -> None:
+    """What pretrain/train.py saves: the student and teacher under their own prefixes."""
+    from mmtransfer.models import ResNetEncoder
+
+    encoder = ResNetEncoder('resnet18', width=32).state_dict()
+    state = {f'{prefix}{k}': v for prefix in ('student.encoder.', 'teacher.module.encoder.')
+             for k, v in encoder.items()}
+    state['student.head.weight'] = torch.zeros(10, 256)
+    torch.save({'meta': {'iter': 1}, 'state_dict': state}, path)
+
+
+@pytest.mark.parametrize('kind', ['backbone', 'pretraining'])
+def test_testing_a_file_that_is_not_a_detector_checkpoint(workspace, kind):
+    """Evaluated, it would be a random detector scoring mAP 0.0 into metrics.json."""
+    if kind == 'backbone':
+        ckpt = 'r18.pth'
+    else:
+        ckpt = 'iter_1.pth'
+        _pretraining_checkpoint(workspace / ckpt)
+    _fails([DEMO_VOC, ckpt, '--work-dir', 'wd'], workspace, f'{ckpt}: not a checkpoint of this '
+           'detector: missing keys backbone.* (120 of 120), neck.* (16 of 16), roi_head.* (8 of '
+           '8), rpn_head.* (6 of 6)', tool='test.py')
+    assert not (workspace / 'wd' / 'metrics.json').exists()
+
+
+def test_a_corrupt_jpeg_in_the_training_data_names_the_file(workspace):
+    voc = workspace / 'data/demo/VOCdevkit'
+    for image in voc.glob('VOC20*/JPEGImages/*.jpg'):  # whichever the sampler draws first
+        image.write_bytes(image.read_bytes()[:2000])  # truncated
+    err = _fails([DEMO_VOC, '--backbone', 'r18.pth', '--work-dir', 'wd', *FAST], workspace,
+                 'corrupt or truncated image')
+    path = err.split('error: ')[1].split(':')[0]
+    assert (workspace / path).parent.name == 'JPEGImages' and (workspace / path).is_file()
+
+
+@pytest.mark.parametrize('argv, tool, needle', [
+    (['--work-dir', 'file/wd'], 'train.py', 'argument --work-dir: file/wd: '),
+    (['ckpt.pth', '--out', 'folder.pkl'], 'test.py', 'argument --out: folder.pkl: is a directory'),
+    (['folder.pkl'], 'test.py', 'folder.pkl: is a directory, not a checkpoint'),
+    (['--cfg-options', 'train_cfg.max_iters=abc'], 'train.py',
+     '--cfg-options train_cfg.max_iters=abc: expected a number (the config has 270)'),
+    (['--cfg-options', 'bogus_top=1'], 'train.py', "'bogus_top' is not a top-level key"),
+])
+def test_bad_paths_and_options(workspace, argv, tool, needle):
+    (workspace / 'file').write_text('x')
+    (workspace / 'folder.pkl').mkdir()
+    _fails([DEMO_VOC, *argv], workspace, needle, tool=tool)
+
+
+@pytest.mark.parametrize('tool', ['train.py', 'test.py'])
+def test_a_config_that_is_a_directory_or_has_a_syntax_error(workspace, tool):
+    ckpt = ['r18.pth'] if tool == 'test.py' else []
+    _fails([str(workspace), *ckpt], workspace, f'{workspace}: is a directory, not a config file',
+           tool=tool)
+    (workspace / 'bad.py').write_text("_base_ = 'x.py'\nmodel = dict(type='FasterRCNN'\n")
+    _fails(['bad.py', *ckpt], workspace, "bad.py:2: Python syntax error: '(' was never closed",
+           tool=tool)
+
+
+@pytest.mark.parametrize('bug', [False, True])
+def test_a_failing_rank_under_dist_launch(bug):
+    """Two gloo ranks: rank 1 fails, rank 0 then gets gloo's "Connection closed by peer". The
+    launcher shows rank 1's error line once and not the consequence; a bug keeps its
+    traceback (and still not the consequence)."""
+    env = dict(ENV, PORT='29541', PYTHON=sys.executable, **({'MMT_RANK1_BUG': '1'} if bug else {}))
+    script = os.path.join(REPO, 'tests', 'e2e', 'dist_error_worker.py')
+    proc = subprocess.run(['bash', '-c', f'source tools/dist_common.sh; dist_launch {script} 2'],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert 'Connection closed by peer' not in proc.stderr and 'SIGTERM' not in proc.stderr
+    if bug:
+        assert proc.returncode == 1
+        assert proc.stderr.strip().endswith('AssertionError: a bug on rank 1'), proc.stderr
+    else:
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == ('error: data/train/x/1.png: corrupt or truncated image '
+                                       '(rank 1)')

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
 import torch
 
+from mmtransfer.cli import run
 from mmtransfer.loading import load_checkpoint
 from tests.conftest import REPO
 from tests.e2e.crash import run_fails
@@ -108,3 +110,92 @@ def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint(two_cl
     ckpt = load_checkpoint(tmp_path / f'iter_{max(saved)}.pth')
     assert ckpt['meta']['iter'] == failed_iter - 1 and 'optimizer' in ckpt
     assert not (tmp_path / 'backbone.pth').exists()
+
+
+def _fails_here(argv, capsys, *needles):
+    """The same contract, in this process: for errors found before any work (no start-up)."""
+    from pretrain.train import main
+
+    assert run(main, argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith('error: '), err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+@pytest.mark.parametrize('option, needle', [
+    ('model.mix.prob=abc', 'model.mix.prob=abc: expected a number'),
+    ('model.mix.gamma=x', 'model.mix.gamma=x: expected a number'),
+    ('model.mix.alpha=abc', 'model.mix.alpha=abc: expected a list'),
+    ('model.mix.detach_attention=yes', 'detach_attention=yes: expected True or False'),
+    ('train_cfg.max_iters=abc', 'train_cfg.max_iters=abc: expected a number'),
+    ('bogus_top=1', "'bogus_top' is not a top-level key"),
+])
+def test_a_wrong_typed_or_unknown_option_names_the_key(two_classes, tmp_path, capsys, option,
+                                                        needle):
+    _fails_here(['--data-root', str(two_classes), '--work-dir', str(tmp_path / 'wd'), *FAST,
+                 option], capsys, needle)
+    assert not (tmp_path / 'wd').exists()
+
+
+def test_an_option_the_built_class_does_not_take_names_it(two_classes, tmp_path, capsys):
+    _fails(['--data-root', str(two_classes), '--work-dir', str(tmp_path / 'wd'), *FAST,
+            'train_cfg.bogus=1'], capsys, "IterBasedTrainLoop has no option 'bogus'")
+    assert not (tmp_path / 'wd' / 'backbone.pth').exists()
+
+
+@pytest.mark.parametrize('argv, needle', [
+    (['--seed', '-1'], "argument --seed: must be an integer >= 0, got '-1'"),
+    (['--data-root', ''], 'argument --data-root: must not be empty'),
+    (['--config', ''], 'argument --config: must not be empty'),
+])
+def test_a_bad_flag_value_names_the_flag(capsys, argv, needle):
+    _fails_here(argv, capsys, needle)
+
+
+def test_a_work_dir_under_a_file_or_onto_a_file(tmp_path, capsys):
+    (tmp_path / 'file').write_text('x')
+    _fails(['--work-dir', str(tmp_path / 'file' / 'wd')], capsys, 'argument --work-dir',
+           f'{tmp_path / "file"} is a file, not a directory')
+    _fails_here(['--work-dir', str(tmp_path / 'file')], capsys, 'argument --work-dir',
+                f'{tmp_path / "file"}: is a file, not a directory')
+
+
+def test_export_onto_a_directory(tmp_path, capsys):
+    (tmp_path / 'out.pth').mkdir()
+    run_fails([sys.executable, 'pretrain/export.py', 'iter_1.pth', str(tmp_path / 'out.pth')],
+              REPO, 'argument out', f'{tmp_path / "out.pth"}: is a directory', env=ENV)
+    assert list(tmp_path.iterdir()) == [tmp_path / 'out.pth']
+
+
+def test_a_config_that_is_a_directory_or_has_a_syntax_error(tmp_path, capsys):
+    _fails_here(['--config', str(tmp_path)], capsys,
+                f'{tmp_path}: is a directory, not a config file')
+    bad = tmp_path / 'bad.py'
+    bad.write_text("_base_ = 'base.py'\nmodel = dict(\nx = 1\n")
+    _fails(['--config', str(bad)], capsys, f'{bad}:2: Python syntax error')
+    child = tmp_path / 'child.py'
+    child.write_text(f"_base_ = {str(bad)!r}\n")
+    _fails_here(['--config', str(child)], capsys, f'{child}: a file it inherits (_base_) has a '
+                'Python syntax error')
+
+
+def test_an_unknown_top_level_key_in_a_config_is_a_warning(two_classes, tmp_path):
+    config = tmp_path / 'typo.py'
+    config.write_text(f"_base_ = {os.path.join(REPO, 'configs', 'pretrain', 'base.py')!r}\n"
+                      "optim_wraper = dict(optimizer=dict(lr=0.5))\n"
+                      "model = dict(mix=dict(method='mixup'))\n")
+    proc = subprocess.run([sys.executable, 'pretrain/train.py', '--config', str(config),
+                           '--data-root', str(two_classes), '--check-only'], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == f"warning: {config}: unknown top-level key 'optim_wraper' " \
+                                  '(a typo?)'
+
+
+def test_the_recipe_and_the_demo_settings_raise_no_warning(two_classes, capsys):
+    from pretrain.train import main
+
+    assert run(main, ['--method', 'mixup', '--demo', '--data-root', str(two_classes),
+                      '--check-only']) == 0
+    assert capsys.readouterr().err == ''
