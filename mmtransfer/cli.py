@@ -14,6 +14,8 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 
+from mmtransfer.fileio import check_output_path  # noqa: F401  (re-exported for the tools)
+
 # Errors that mean "the input is wrong", not "the code is wrong". Besides these, an OSError
 # that names a file (a path given as a directory, under a file, unwritable, a full disk) and a
 # config key that the class built from it does not take (see user_error_line).
@@ -79,26 +81,6 @@ def non_empty(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError('must not be empty')
     return text
-
-
-def check_output_path(path: str | os.PathLike, directory: bool = False) -> None:
-    """Raise, before any work, the OSError that writing ``path`` would raise at the end: a
-    directory where a file goes, a file where a directory goes (``directory=True``), or a file
-    among its parents."""
-    path = os.fspath(path)
-    if not path:
-        raise ValueError('empty output path')
-    if os.path.exists(path):
-        if directory and not os.path.isdir(path):
-            raise NotADirectoryError(errno.ENOTDIR, 'is a file, not a directory', path)
-        if not directory and os.path.isdir(path):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise NotADirectoryError(errno.ENOTDIR, f'{parent} is a file, not a directory', path)
 
 
 def _output(text: str, directory: bool) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 
-from mmtransfer.fileio import save_atomic, save_safetensors_atomic
+from mmtransfer.fileio import check_output_path, save_atomic, save_safetensors_atomic
 from mmtransfer.loading import load_checkpoint
 
 PREFIXES = {'student': 'student.encoder.', 'teacher': 'teacher.module.encoder.'}
@@ -53,8 +53,6 @@ def export_backbone(checkpoint: str, out: str, which: str = 'student') -> Ordere
 def save_backbone(backbone: dict, out: str) -> list[str]:
     """Write ``out`` (``.pth``: torch, ``.safetensors``: safetensors) and, for ``.pth``, the same
     tensors as ``<out stem>.safetensors`` beside it, the format to share. Returns the paths."""
-    from mmtransfer.cli import check_output_path
-
     out = str(out)
     paths = [out] if out.endswith('.safetensors') else [out, os.path.splitext(out)[0] +
                                                         '.safetensors']

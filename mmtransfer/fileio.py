@@ -110,3 +110,23 @@ def save_safetensors_atomic(tensors: dict, path: str | os.PathLike) -> None:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Writes ``text`` (UTF-8) to ``path``, atomically."""
     write_atomic(path, lambda f: f.write(text.encode('utf-8')))
+
+
+def check_output_path(path: str | os.PathLike, directory: bool = False) -> None:
+    """Raise, before any work, the OSError that writing ``path`` would raise at the end: a
+    directory where a file goes, a file where a directory goes (``directory=True``), or a file
+    among its parents."""
+    path = os.fspath(path)
+    if not path:
+        raise ValueError('empty output path')
+    if os.path.exists(path):
+        if directory and not os.path.isdir(path):
+            raise NotADirectoryError(errno.ENOTDIR, 'is a file, not a directory', path)
+        if not directory and os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(errno.ENOTDIR, f'{parent} is a file, not a directory', path)
