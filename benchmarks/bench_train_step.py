@@ -167,10 +167,9 @@ class Bench:
 
     def state_bytes(self) -> int:
         """Parameters, buffers (EMA teacher included) and optimizer state of this method."""
-        tensors = list(self.model.parameters()) + list(self.model.buffers())
-        for state in self.optim_wrapper.optimizer.state.values():
-            tensors += [v for v in state.values() if torch.is_tensor(v)]
-        return sum(t.numel() * t.element_size() for t in tensors)
+        from mmtransfer.models.memory import training_state_bytes
+
+        return training_state_bytes(self.model, self.optim_wrapper.optimizer)
 
 
 def make_batch(args: argparse.Namespace, device: torch.device, two_views: bool) -> dict:

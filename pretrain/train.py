@@ -137,6 +137,13 @@ def build_config(args):
     if args.arch:
         cfg.model.arch = args.arch
     mix = MixConfig.from_dict(cfg.model.get('mix'))  # fail now, with the key's name, not mid-run
+    if mix.dense:  # an empty dense grid too: shapes by a forward pass on the meta device
+        from mmtransfer.data.cifar import SIDE
+        from mmtransfer.models.pretrainer import check_dense_grid, embedding_grid
+
+        size = cfg.train_dataloader.dataset.get('size', SIDE)  # CifarDataset: 32x32 images
+        check_dense_grid(mix, embedding_grid(cfg.model.arch, size, cfg.model.get('width'),
+                                             cfg.model.get('last_stride', 2)))
     default_dir = osp.join('work_dirs', 'demo' if args.demo else '', 'pretrain', args.method)
     if args.config:  # work_dirs/<recipe>/<method>/seed<N>: one folder per table cell and seed
         seed = cfg.randomness.seed if args.seed is None else args.seed

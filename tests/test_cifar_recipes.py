@@ -83,3 +83,44 @@ def test_one_step_of_dense_distill_on_each_layout(tmp_path, data, name, root, op
     metrics = json.loads((tmp_path / 'val_metrics.json').read_text())
     assert 0.0 <= metrics['accuracy/top1'] <= 100.0
     assert (tmp_path / 'backbone.safetensors').is_file()
+
+
+@pytest.mark.parametrize('arch, size, last_stride, grid', [
+    ('preactresnet18', 32, 2, (4, 4)), ('preactresnet18', 64, 2, (8, 8)),
+    ('wrn16_8', 32, 2, (8, 8)), ('resnet18', 64, 2, (2, 2)), ('resnet18', 224, 2, (7, 7)),
+    ('preactresnet18', 32, 1, (8, 8)),
+])
+def test_the_embedding_grid_is_the_factory_tables(arch, size, last_stride, grid):
+    from mmtransfer.models.pretrainer import embedding_grid
+
+    assert embedding_grid(arch, size, last_stride=last_stride) == grid
+
+
+def test_a_dense_grid_larger_than_the_map_is_named():
+    from mmtransfer.models.mix_config import MixConfig
+    from mmtransfer.models.pretrainer import check_dense_grid
+
+    check_dense_grid(MixConfig(method='dense', dense_pool=4), (4, 4))        # 1x1: allowed
+    with pytest.raises(ValueError, match=r'mix.dense_pool=8 is larger than the feature map'):
+        check_dense_grid(MixConfig(method='dense', dense_pool=8), (4, 4))
+    with pytest.raises(ValueError, match=r'mix.dense_resolution=5 is larger'):
+        check_dense_grid(MixConfig(method='dense', dense_resolution=5), (4, 4))
+    with pytest.raises(ValueError, match='the embedding grid is empty'):
+        check_dense_grid(MixConfig(method='dense'), (0, 0))
+
+
+@pytest.mark.parametrize('options, needle', [
+    (['model.mix.dense_pool=8'], 'mix.dense_pool=8 is larger than the feature map (4, 4)'),
+    (['model.mix.dense_resolution=16'], 'mix.dense_resolution=16 is larger'),
+])
+def test_a_config_with_no_dense_grid_is_one_line_before_any_work(data, tmp_path, capsys,
+                                                                   options, needle):
+    from mmtransfer.cli import run
+
+    work = tmp_path / 'work'
+    code = run(main, ['--method', 'dense', '--config',
+                      f'{REPO}/configs/cifar/cifar10_preactresnet18.py', '--data-root',
+                      str(data['cifar10']), '--work-dir', str(work), '--cfg-options', *options])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith('error: ') and needle in err[0]
+    assert not work.exists()

@@ -1,9 +1,11 @@
 #!/usr/bin/env python
 """Alignment, uniformity and a 2-D PCA plot of a pretrained encoder's embeddings.
 
-Embeds the images of DATA_ROOT/SPLIT/<class>/* (evaluation transform: resize, centre crop) with
-the encoder of CHECKPOINT, global-average-pools block 4 (the embedding MultiMix interpolates) and
-reports, on the l2-normalised embeddings (Wang & Isola 2020, positives = same class):
+Embeds the labelled evaluation images of DATA_ROOT (CIFAR-10/100 pickles: the test batch at
+32 px; TinyImageNet-200: val at 64 px; otherwise DATA_ROOT/SPLIT/<class>/* resized and
+centre-cropped to --size; each normalised as its recipe trains) with the encoder of
+CHECKPOINT, global-average-pools block 4 (the embedding MultiMix interpolates) and reports, on
+the l2-normalised embeddings (Wang & Isola 2020, positives = same class):
 
   alignment  = mean over same-class pairs i<j of ||z_i - z_j||^2      (lower: classes tighter)
   uniformity = log mean over all pairs i<j of exp(-2 ||z_i - z_j||^2)  (lower: more uniform)
@@ -23,7 +25,10 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmtransfer  # noqa: E402,F401  (applies mmtransfer.compat)
 from mmtransfer.cli import ArgumentParser, output_dir, run  # noqa: E402
 
-EXAMPLE = """example (the demo data of tools/make_demo_data.py):
+EXAMPLE = """examples:
+  python tools/analyze_embeddings.py \\
+      work_dirs/cifar100_preactresnet18/multimix/seed0/backbone.pth \\
+      --data-root data/cifar100 --classes 0 --out-dir work_dirs/analysis/multimix
   python tools/analyze_embeddings.py work_dirs/pretrain/multimix/backbone.pth \\
       --data-root data/demo/cls --size 64 --resize 64 --out-dir work_dirs/analysis/multimix
 """
@@ -45,16 +50,18 @@ def parse_args(argv):
                             epilog=EXAMPLE)
     parser.add_argument('checkpoint', help='mmengine checkpoint or backbone.pth')
     parser.add_argument('--data-root', required=True, metavar='DIR',
-                        help='classification data root: <data-root>/<split>/<class>/<images>')
-    parser.add_argument('--split', default='val', help='sub-folder of --data-root (default: val)')
+                        help='CIFAR-10/100 (python version), TinyImageNet-200, or an ImageFolder '
+                             'root: <data-root>/<split>/<class>/<images>')
+    parser.add_argument('--split', default='val',
+                        help='sub-folder of an ImageFolder --data-root (default: val)')
     parser.add_argument('--arch', help='encoder: resnet18 .. resnet152, preactresnet18, wrn16_8 '
                         '(default: inferred from the weights)')
-    parser.add_argument('--size', type=_at_least(32), default=224, metavar='PX',
-                        help='centre crop size in pixels (224 ImageNet, 64 demo data; '
-                             'default: 224)')
+    parser.add_argument('--size', type=_at_least(32), default=None, metavar='PX',
+                        help='centre crop size of an ImageFolder root (224 ImageNet, 64 demo '
+                             'data; default: 224); CIFAR and TinyImageNet use their own 32, 64')
     parser.add_argument('--resize', type=_at_least(32), default=None, metavar='PX',
-                        help='shorter side before the crop (default: size / 0.875; the demo '
-                             'config uses 64)')
+                        help='shorter side before the crop of an ImageFolder root (default: '
+                             'size / 0.875; the demo config uses 64)')
     parser.add_argument('--which', choices=['student', 'teacher'], default='student',
                         help='network of an mmengine checkpoint; ignored for a backbone file')
     parser.add_argument('--classes', type=_at_least(0), default=10, metavar='N',
@@ -91,28 +98,24 @@ def build_encoder(checkpoint: str, which: str, arch: str | None):
 
 
 def load_images(args):
-    """The selected classes and images of ``<data-root>/<split>`` as a loader of uint8 batches."""
+    """The selected classes and images of ``--data-root``'s evaluation split as a loader of
+    uint8 batches; also the class names and the split (size, normalisation)."""
     import torch
     from torch.utils.data import DataLoader, Subset
 
     from mmtransfer.analysis import per_class_indices
-    from mmtransfer.data import ImageFolderDataset
+    from mmtransfer.data.eval_split import open_eval_split
 
-    if not osp.isdir(args.data_root):
-        raise FileNotFoundError(f'{args.data_root}: --data-root not found')
-    root = osp.join(args.data_root, args.split)
-    dataset = ImageFolderDataset(root, train=False, size=args.size,
-                                 transform=dict(resize=args.resize))
-    names = dataset.classes[:args.classes or None]
-    labels = torch.as_tensor(dataset.folder.targets)
-    indices = per_class_indices(labels, torch.arange(len(names)), args.max_per_class)
-    counts = torch.bincount(labels[indices], minlength=len(names))
+    split = open_eval_split(args.data_root, args.split, args.size, args.resize)
+    names = split.classes[:args.classes or None]
+    indices = per_class_indices(split.labels, torch.arange(len(names)), args.max_per_class)
+    counts = torch.bincount(split.labels[indices], minlength=len(names))
     if int(counts.max()) < 2:
-        raise ValueError(f'{root}: every class has fewer than 2 images; alignment needs '
+        raise ValueError(f'{split.path}: every class has fewer than 2 images; alignment needs '
                          f'same-class pairs')
-    loader = DataLoader(Subset(dataset, indices.tolist()), batch_size=args.batch_size,
+    loader = DataLoader(Subset(split.dataset, indices.tolist()), batch_size=args.batch_size,
                         shuffle=False, num_workers=args.workers)
-    return loader, names
+    return loader, names, split
 
 
 def plot_pca(points, labels, names, title: str, path: str) -> None:
@@ -152,10 +155,10 @@ def main(argv=None) -> int:
     from mmtransfer.fileio import write_text_atomic
 
     device = torch.device(args.device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    loader, names = load_images(args)
+    loader, names, split = load_images(args)
     encoder, source, arch = build_encoder(args.checkpoint, args.which, args.arch)
 
-    preprocess = MultiViewDataPreprocessor().to(device)
+    preprocess = MultiViewDataPreprocessor(split.mean, split.std).to(device)
     z, labels = pooled_embeddings(encoder.to(device), loader, preprocess)
     align, uniform = float(alignment(z, labels)), float(uniformity(z))
     print(f'alignment  {align:.4f}\nuniformity {uniform:.4f}\n'
@@ -163,8 +166,9 @@ def main(argv=None) -> int:
 
     metrics = dict(alignment=align, uniformity=uniform, num_images=len(z), classes=list(names),
                    checkpoint=osp.abspath(args.checkpoint), which=source, arch=arch,
-                   data_root=osp.abspath(osp.join(args.data_root, args.split)), size=args.size,
-                   resize=args.resize or round(args.size / 0.875),
+                   data_root=osp.abspath(split.path), layout=split.layout, size=split.size,
+                   resize=(split.size if split.layout != 'imagefolder'
+                           else args.resize or round(split.size / 0.875)),
                    definitions=dict(alignment='mean_{i<j, y_i=y_j} ||z_i - z_j||^2',
                                     uniformity='log mean_{i<j} exp(-2 ||z_i - z_j||^2)',
                                     embedding='l2-normalised global-average-pooled block 4'))

@@ -1,12 +1,18 @@
 #!/usr/bin/env python
 """Evaluate a pretrained classifier as the paper does, beyond top-1.
 
-On DATA_ROOT/val: clean top-1 / top-5; top-1 error under FGSM and PGD (pixel space, before
-normalisation, l-infinity budgets, images clamped to [0, 1]; by default the mixup literature's
-protocol: FGSM 8/255, PGD 20 steps of 2/255 in the 4/255 ball); expected calibration error over
-15 bins with a reliability diagram; and with --ood-root, out-of-distribution detection with the
-maximum softmax probability as the score (ID = DATA_ROOT/val, OOD = every image under
---ood-root): AUROC, AUPR (ID positive) and detection accuracy at the best threshold.
+On the labelled evaluation split of DATA_ROOT (CIFAR-10/100 pickles: the test batch, 32 px;
+TinyImageNet-200: val, 64 px; otherwise an ImageFolder DATA_ROOT/val at --size; each with the
+normalisation its recipe trains with):
+- clean top-1 / top-5;
+- top-1 error under FGSM and PGD (pixel space, before normalisation, l-infinity budgets, images
+  clamped to [0, 1]; by default the mixup literature's protocol: FGSM 8/255, PGD 20 steps of
+  2/255 in the 4/255 ball);
+- expected calibration error over 15 bins, with a reliability diagram;
+- with --ood-root, out-of-distribution detection with the maximum softmax probability as the
+  score (ID = that split, OOD = every image under --ood-root, a flat folder or an ImageFolder
+  tree, resized to the evaluation size): AUROC, AUPR (ID positive) and detection accuracy at
+  the best threshold.
 
 CHECKPOINT is an mmengine checkpoint of pretrain/train.py (the student, or --which teacher).
 Writes WORK_DIR/eval_metrics.json (atomically) and WORK_DIR/reliability.png.
@@ -23,9 +29,11 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import mmtransfer  # noqa: E402,F401  (applies mmtransfer.compat)
 from mmtransfer.cli import ArgumentParser, output_dir, run  # noqa: E402
 
-EXAMPLE = """example (demo data):
+EXAMPLE = """examples:
+  python tools/evaluate.py work_dirs/cifar100_preactresnet18/dense_distill/seed0/epoch_2000.pth \\
+      --data-root data/cifar100 --ood-root data/LSUN_resize --work-dir work_dirs/eval
   python tools/evaluate.py work_dirs/demo/pretrain/baseline/iter_500.pth \\
-      --data-root data/demo/cls --size 64 --ood-root data/demo/ood --work-dir work_dirs/eval
+      --data-root data/demo/cls --size 64 --resize 64 --ood-root data/demo/cls/ood
 """
 ATTACKS = ('fgsm', 'pgd')
 
@@ -47,9 +55,10 @@ def parse_args(argv):
     parser = ArgumentParser(prog='tools/evaluate.py', description=__doc__, epilog=EXAMPLE)
     parser.add_argument('checkpoint', help='mmengine checkpoint of pretrain/train.py')
     parser.add_argument('--data-root', required=True, metavar='DIR',
-                        help='classification data root holding val/<class>/<images>')
+                        help='CIFAR-10/100 (python version), TinyImageNet-200, or an ImageFolder '
+                             'root holding val/<class>/<images>')
     parser.add_argument('--ood-root', metavar='DIR',
-                        help='out-of-distribution images (any folder layout of images)')
+                        help='out-of-distribution images (a flat folder or an ImageFolder tree)')
     parser.add_argument('--attacks', default='fgsm,pgd',
                         help='comma-separated: fgsm, pgd, or "" for none (default: fgsm,pgd)')
     # Defaults: the mixup literature's protocol (PuzzleMix's robustness test; README).
@@ -66,10 +75,11 @@ def parse_args(argv):
     parser.add_argument('--which', choices=['student', 'teacher'], default='student')
     parser.add_argument('--arch', help='encoder: resnet18 .. resnet152, preactresnet18, '
                         'wrn16_8 (default: inferred from the weights)')
-    parser.add_argument('--size', type=int, default=224, help='crop size (224; demo: 64)')
+    parser.add_argument('--size', type=int, help='crop size of an ImageFolder root (default: '
+                        '224; demo: 64); CIFAR and TinyImageNet use their own 32 and 64 px')
     parser.add_argument('--resize', type=int, metavar='PX',
-                        help='shorter side before the centre crop, as the training config\'s '
-                        'val transform (default: size / 0.875; demo: 64, no crop)')
+                        help='shorter side before the centre crop of an ImageFolder root, as the '
+                        'training config\'s val transform (default: size / 0.875; demo: 64)')
     parser.add_argument('--batch-size', type=int, default=100)
     parser.add_argument('--workers', type=int, default=2)
     parser.add_argument('--amp', action='store_true', help='bf16 autocast for the clean pass '
@@ -118,17 +128,14 @@ def build_classifier(path: str, which: str, arch: str | None, num_classes: int):
     return net.eval(), arch
 
 
-def loader(root: str, size: int, args):
+def ood_loader(root: str, size: int, resize: int | None, args):
+    """Every image under ``root`` (a flat folder or a tree), resized and centre-cropped to the
+    evaluation size."""
     from torch.utils.data import DataLoader
 
-    from mmtransfer.data import ImageFolderDataset
+    from mmtransfer.data.imagefolder import ImageFilesDataset
 
-    if not osp.isdir(root):
-        raise FileNotFoundError(f'{root}: folder not found')
-    transform = dict(resize=args.resize) if args.resize else None
-    dataset = ImageFolderDataset(root, train=False, size=size, transform=transform)
-    if len(dataset) == 0:
-        raise ValueError(f'{root}: no images')
+    dataset = ImageFilesDataset(root, size=size, resize=resize)
     return DataLoader(dataset, batch_size=args.batch_size, shuffle=False,
                       num_workers=args.workers), dataset
 
@@ -137,8 +144,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
     from mmengine.utils import ProgressBar
+    from torch.utils.data import DataLoader
 
     from mmtransfer.data import MultiViewDataPreprocessor
+    from mmtransfer.data.eval_split import open_eval_split
     from mmtransfer.evaluation import (
         aupr,
         auroc,
@@ -155,11 +164,13 @@ def main(argv=None) -> int:
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     if args.amp and device.type != 'cuda':
         raise ValueError('--amp needs a CUDA device')
-    val_loader, val_set = loader(osp.join(args.data_root, 'val'), args.size, args)
-    ood = loader(args.ood_root, args.size, args) if args.ood_root else None
-    net, arch = build_classifier(args.checkpoint, args.which, args.arch, len(val_set.classes))
+    split = open_eval_split(args.data_root, 'val', args.size, args.resize)
+    val_loader = DataLoader(split.dataset, batch_size=args.batch_size, shuffle=False,
+                            num_workers=args.workers)
+    ood = ood_loader(args.ood_root, split.size, split.ood_resize, args) if args.ood_root else None
+    net, arch = build_classifier(args.checkpoint, args.which, args.arch, len(split.classes))
     net.to(device)
-    pre = MultiViewDataPreprocessor()
+    pre = MultiViewDataPreprocessor(split.mean, split.std)
     model = normalized(net, pre.mean.flatten() / 255, pre.std.flatten() / 255)
 
     def logits_of(pixels):
@@ -167,7 +178,7 @@ def main(argv=None) -> int:
             return model(pixels).float()
 
     probs, labels, wrong = [], [], {a: 0 for a in args.attacks}
-    bar = ProgressBar(len(val_set) + (len(ood[1]) if ood else 0))
+    bar = ProgressBar(len(split.labels) + (len(ood[1]) if ood else 0))
     for batch in val_loader:
         x = batch['inputs'].to(device).float() / 255
         y = batch['labels'].to(device)
@@ -186,7 +197,8 @@ def main(argv=None) -> int:
     n = len(labels)
     top = probs.topk(min(5, probs.shape[1]), 1).indices
     metrics = dict(
-        checkpoint=osp.abspath(args.checkpoint), which=args.which, arch=arch, images=n,
+        checkpoint=osp.abspath(args.checkpoint), which=args.which, arch=arch,
+        data=osp.abspath(split.path), layout=split.layout, size=split.size, images=n,
         top1=100 * float((top[:, 0] == labels).float().mean()),
         top5=100 * float((top == labels[:, None]).any(1).float().mean()),
         ece=expected_calibration_error(probs, labels, 15), ece_bins=15)

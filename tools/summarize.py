@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Summarise detection transfer runs into the comparison table (Markdown, CSV, bar plot).
+"""Summarise detection transfer runs, or classification runs, into tables (Markdown, CSV).
 
-Reads ``ROOT/<method>/voc/metrics.json`` and ``ROOT/<method>/coco/metrics.json`` (flat JSON dicts
-written by tools/test.py with mmdet's metric names, values in [0, 1]) and, when present,
-``ROOT/<method>/eval/eval_metrics.json`` (tools/evaluate.py: clean top-1, FGSM / PGD top-1 error,
-ECE, OOD AUROC), and writes::
+Detection (the default) reads ``ROOT/<method>/voc/metrics.json`` and
+``ROOT/<method>/coco/metrics.json`` (flat JSON dicts written by tools/test.py with mmdet's metric
+names, values in [0, 1]) and, when present, ``ROOT/<method>/eval/eval_metrics.json``
+(tools/evaluate.py: clean top-1, FGSM / PGD top-1 error, ECE, OOD AUROC), and writes::
 
     PREFIX.md    caption line + table: method | VOC07 mAP | COCO AP | AP50 | AP75 [| top-1 |
                  FGSM err | PGD err | ECE | OOD AUROC]  (all in %, 1 decimal), and below it
@@ -20,6 +20,21 @@ under ROOT and writes ``PREFIX_curves.png`` (loss, lr and validation metric agai
 line per run). Example::
 
     python tools/summarize.py work_dirs/transfer --out results/transfer --title "VOC/COCO" --curves
+
+Classification (``--classification``, see mmtransfer.classification_table) reads
+``ROOT/<recipe>/<method>/seed<N>/`` (``val_metrics.json`` of training, and when present
+``eval/eval_metrics.json`` and ``embeddings/embeddings_metrics.json``) and writes::
+
+    PREFIX.md    the paper's Table 1 layout: method x recipe, top-1 mean ± std over the seeds,
+                 beside the paper's figure and ours − paper where its text states one; then,
+                 with evaluations, one row per recipe x method: top-1, FGSM / PGD err, ECE, OOD
+                 AUROC / AUPR / det. acc., alignment, uniformity, and the attack settings
+    PREFIX.csv   one line per recipe x method: seeds, each column and its _std, paper,
+                 paper_delta
+
+Several ROOTs pool their runs. Example::
+
+    python tools/summarize.py --classification work_dirs/cifar --out results/table1
 """
 from __future__ import annotations
 
@@ -38,6 +53,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout'
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
+from mmtransfer import classification_table  # noqa: E402
+from mmtransfer.classification_table import (  # noqa: E402
+    MISSING,
+    SummaryError,
+    describe_attacks,
+    mean_std,
+    read_json_object,
+    shared_attack,
+)
 from mmtransfer.cli import ArgumentParser, check_output_path, run  # noqa: E402
 from mmtransfer.fileio import write_atomic  # noqa: E402
 
@@ -60,19 +84,12 @@ EVAL_COLUMNS = (
 )
 COLUMNS = DETECTION_COLUMNS + EVAL_COLUMNS
 FILES = dict(voc='voc/metrics.json', coco='coco/metrics.json', eval='eval/eval_metrics.json')
-MISSING = '—'
 MISSING_NOTE = f'{MISSING}: no value (the metric is missing, or NaN).'
-# An eval_metrics.json's "attack" record: numbers; pgd_eps comes with its step and iterations.
-ATTACK_NUMBERS = ('fgsm_eps', 'pgd_eps', 'pgd_step', 'pgd_iters')
 # Validation metrics, most wanted first, for the curves' third panel.
 VAL_METRICS = ('pascal_voc/mAP', 'coco/bbox_mAP', 'accuracy/top1')
 _BOOKKEEPING = {'step', 'iter', 'epoch', 'time', 'data_time', 'memory', 'lr', 'base_lr'}
 
 Table = dict[str, dict[str, float | None]]  # method -> CSV column -> value in [0, 1] or None
-
-
-class SummaryError(ValueError):
-    """Bad or missing input; the message is the one-line error shown to the user."""
 
 
 # ------------------------------------------------------------------------------ the table
@@ -82,16 +99,6 @@ def ordered(methods) -> list[str]:
     """Methods in the paper's order; unknown names follow alphabetically."""
     known = [m for m in METHOD_ORDER if m in methods]
     return known + sorted(set(methods) - set(METHOD_ORDER))
-
-
-def _read_metrics(path: Path) -> dict:
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise SummaryError(f'{path}: not a readable JSON file ({err})') from err
-    if not isinstance(metrics, dict):
-        raise SummaryError(f'{path}: expected a JSON object of metric name -> value')
-    return metrics
 
 
 def load_table(root: Path) -> Table:
@@ -105,17 +112,12 @@ def load_table(root: Path) -> Table:
         files = {source: method_dir / name for source, name in FILES.items()}
         if not any(f.is_file() for f in files.values()):
             continue
-        metrics = {d: _read_metrics(f) if f.is_file() else {} for d, f in files.items()}
+        metrics = {d: read_json_object(f) if f.is_file() else {} for d, f in files.items()}
         columns = DETECTION_COLUMNS + (EVAL_COLUMNS if files['eval'].is_file() else ())
         row = {}
         for _, column, source, key, factor in columns:
-            value = metrics[source].get(key)
-            if value is not None and not (isinstance(value, int | float)
-                                          and not isinstance(value, bool)):
-                raise SummaryError(f'{files[source]}: {key} is not a number: {value!r}')
-            if value is not None and math.isinf(value):  # JSON's Infinity, 1e999
-                raise SummaryError(f'{files[source]}: {key} is not finite: {value!r}')
-            row[column] = None if value is None or math.isnan(value) else factor * float(value)
+            value = classification_table.number(files[source], metrics[source], key)
+            row[column] = None if value is None else factor * value
         table[method_dir.name] = row
     if not table:
         raise SummaryError(f'{root}: no runs found (expected <method>/voc/metrics.json or '
@@ -127,43 +129,8 @@ def attack_protocol(roots: list[Path]) -> dict | None:
     """The attack settings (``eval_metrics.json``'s ``attack``) shared by every evaluated run
     under ``roots``; None without evaluations. Rows attacked differently are not comparable:
     a mismatch is an error naming both files."""
-    first = None
-    for root in roots:
-        for path in sorted(root.glob(f'*/{FILES["eval"]}')):
-            attack = _read_metrics(path).get('attack', {})
-            _check_attack(path, attack)
-            if first is None:
-                first = (path, attack)
-            elif attack != first[1]:
-                raise SummaryError(f'{path}: attack settings {attack} differ from {first[0]}\'s '
-                                   f'{first[1]}; evaluate every run with the same --fgsm-eps, '
-                                   f'--pgd-eps, --pgd-step and --pgd-iters')
-    return None if first is None else first[1]
-
-
-def _check_attack(path: Path, attack) -> None:
-    if not isinstance(attack, dict):
-        raise SummaryError(f'{path}: "attack" is not an object of attack settings: {attack!r}')
-    for key in ATTACK_NUMBERS:
-        value = attack.get(key)
-        if key in attack and not (isinstance(value, int | float) and not isinstance(value, bool)
-                                  and math.isfinite(value)):
-            raise SummaryError(f'{path}: attack.{key} is not a finite number: {value!r}')
-    if 'pgd_eps' in attack and not {'pgd_step', 'pgd_iters'} <= attack.keys():
-        raise SummaryError(f'{path}: attack has pgd_eps without pgd_step and pgd_iters')
-
-
-def describe_attacks(attack: dict) -> str:
-    """``'FGSM eps 8/255; PGD eps 4/255, 20 steps of 2/255'`` from an ``attack`` record."""
-    def px(value):
-        return f'{255 * value:.3g}/255'
-    parts = []
-    if 'fgsm_eps' in attack:
-        parts.append(f'FGSM eps {px(attack["fgsm_eps"])}')
-    if 'pgd_eps' in attack:
-        parts.append(f'PGD eps {px(attack["pgd_eps"])}, {attack["pgd_iters"]} steps of '
-                     f'{px(attack["pgd_step"])}')
-    return '; '.join(parts)
+    paths = [p for root in roots for p in sorted(root.glob(f'*/{FILES["eval"]}'))]
+    return shared_attack((p, read_json_object(p).get('attack', {})) for p in paths)
 
 
 def columns_of(rows) -> tuple:
@@ -186,9 +153,7 @@ def combine(tables: list[Table]) -> tuple[Table, Table]:
         for _, column, *_ in columns_of(t[method] for t in tables if method in t):
             values = [t[method][column] for t in tables
                       if method in t and t[method].get(column) is not None]
-            mean[method][column] = sum(values) / len(values) if values else None
-            std[method][column] = (math.sqrt(sum((v - mean[method][column]) ** 2 for v in values)
-                                             / (len(values) - 1)) if len(values) > 1 else None)
+            mean[method][column], std[method][column] = mean_std(values)
     return mean, std
 
 
@@ -309,19 +274,8 @@ def plot_robustness(table: Table, title: str | None = None, std: Table | None = 
 
 def parse_margins(text: str) -> dict[str, float]:
     """``'voc07_mAP=10,coco_AP=5'`` (points x100) -> ``{'voc07_mAP': 0.10, 'coco_AP': 0.05}``."""
-    margins = {}
-    known = {c for _, c, *_ in DETECTION_COLUMNS}
-    for item in filter(None, text.split(',')):
-        column, sep, value = item.partition('=')
-        try:
-            points = float(value)
-        except ValueError:
-            points = math.nan
-        if not sep or column not in known or not points >= 0:
-            raise SummaryError(f'--check-margin: expected COLUMN=POINTS with COLUMN one of '
-                               f'{", ".join(sorted(known))}, got {item!r}')
-        margins[column] = points / 100
-    return margins
+    known = sorted(c for _, c, *_ in DETECTION_COLUMNS)
+    return classification_table.parse_margins(text, known, scale=1 / 100)
 
 
 def margin_failures(table: Table, margins: dict[str, float],
@@ -454,34 +408,83 @@ def _png(fig: plt.Figure) -> bytes:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    lower = ', '.join(c.key for c in classification_table.COLUMNS if c.lower_is_better)
     parser = ArgumentParser(
         prog='tools/summarize.py', description=__doc__.split('\n')[0],
-        epilog='example:\n  python tools/summarize.py work_dirs/demo/det --out '
-               'work_dirs/demo/results --curves')
+        epilog='examples:\n  python tools/summarize.py work_dirs/demo/det --out '
+               'work_dirs/demo/results --curves\n  python tools/summarize.py --classification '
+               'work_dirs/cifar --out results/table1 --check-margin top1=20,ood_auroc=10')
     parser.add_argument('root', type=Path, nargs='+',
                         help='directory holding <method>/{voc,coco,eval}/; several (e.g. one '
-                             'per seed) give mean ± std over them')
+                             'per seed) give mean ± std over them. With --classification: '
+                             'holding <recipe>/<method>/seed<N>/; several pool their runs')
+    parser.add_argument('--classification', action='store_true',
+                        help='summarise classification runs into the paper\'s Table 1 layout '
+                             '(PREFIX.md, PREFIX.csv) instead of detection transfer runs')
     parser.add_argument('--out', type=Path, required=True,
-                        help='output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png')
+                        help='output prefix: writes PREFIX.md, PREFIX.csv, PREFIX.png '
+                             '(--classification: PREFIX.md, PREFIX.csv)')
     parser.add_argument('--title', default=None, help='caption line of the table and plots')
     parser.add_argument('--check-margin', metavar='COLUMN=POINTS,...',
-                        help='after writing, exit 1 unless every row beats random_init by these '
-                             'margins (x100), e.g. voc07_mAP=10,coco_AP=5; one line per miss')
+                        help='after writing, exit 1 unless every row beats the --reference row '
+                             'by these margins; one line per miss. A missing value fails. '
+                             'Detection: x100, e.g. voc07_mAP=10,coco_AP=5. --classification: '
+                             'per recipe, COLUMN one of the CSV\'s ('
+                             f'{", ".join(classification_table.BY_KEY)}), POINTS in the unit '
+                             'shown (percentage points, the ECE x100; alignment and uniformity '
+                             'unscaled), e.g. top1=20,ood_auroc=10; a row passes when row - '
+                             f'reference >= POINTS, or, for the lower-is-better {lower}, when '
+                             'reference - row >= POINTS')
+    parser.add_argument('--reference', metavar='ROW', default=None,
+                        help='the row --check-margin compares with (default: random_init; '
+                             'with --classification: untrained)')
     parser.add_argument('--required-rows', metavar='ROW,...',
                         help='with --check-margin: only these rows fail the run (error: lines); '
                              'a miss of any other row is printed as a warning: line '
-                             '(default: every row is required)')
+                             '(default: every row is required; detection only)')
     parser.add_argument('--curves', action='store_true',
                         help='also plot training curves from vis_data/scalars.json to '
-                             'PREFIX_curves.png')
+                             'PREFIX_curves.png (detection only)')
     parser.add_argument('--debug', action='store_true', help='show tracebacks for input errors')
     return parser.parse_args(argv)
+
+
+def _write_all(prefix: Path, outputs: dict[str, bytes]) -> None:
+    """``PREFIX<suffix>`` for each output: every path checked before any is written."""
+    paths = {prefix.with_name(prefix.name + suffix): data for suffix, data in outputs.items()}
+    for path in paths:
+        check_output_path(path)
+    for path, data in paths.items():
+        write_atomic(path, lambda f, data=data: f.write(data))
+
+
+def summarize_classification(args: argparse.Namespace) -> int:
+    """``--classification``: PREFIX.md and PREFIX.csv from ROOT/<recipe>/<method>/seed<N>/."""
+    for flag in ('curves', 'required_rows'):
+        if getattr(args, flag) not in (None, False):
+            raise SummaryError(f'--{flag.replace("_", "-")} is for detection runs, not '
+                               f'--classification')
+    margins = (classification_table.parse_margins(args.check_margin) if args.check_margin
+               else None)
+    runs, attack = classification_table.load_runs(args.root)
+    table = classification_table.combine(runs)
+    markdown = classification_table.format_markdown(table, args.title, attack)
+    _write_all(args.out, {'.md': markdown.encode('utf-8'),
+                          '.csv': classification_table.format_csv(table).encode('utf-8')})
+    print(markdown, end='')
+    failures = (classification_table.margin_failures(table, margins, args.reference or 'untrained')
+                if margins else [])
+    for line in failures:
+        print(f'error: {line}', file=sys.stderr)
+    return 1 if failures else 0
 
 
 def summarize(argv: list[str] | None) -> int:
     """Reads every input and renders every output before writing any: bad input writes
     nothing (exit 2); a margin miss exits 1 after writing."""
     args = parse_args(argv)
+    if args.classification:
+        return summarize_classification(args)
     prefix: Path = args.out
     margins = parse_margins(args.check_margin) if args.check_margin else None
     tables = [load_table(root) for root in args.root]
@@ -511,13 +514,9 @@ def summarize(argv: list[str] | None) -> int:
         outputs['_robustness.png'] = _png(plot_robustness(table, title, std))
     if curves is not None:
         outputs['_curves.png'] = _png(plot_curves(curves, args.title))
-    paths = {prefix.with_name(prefix.name + suffix): data for suffix, data in outputs.items()}
-    for path in paths:
-        check_output_path(path)
-    for path, data in paths.items():
-        write_atomic(path, lambda f, data=data: f.write(data))
+    _write_all(prefix, outputs)
     print(markdown, end='')
-    failures = margin_failures(table, margins) if margins else []
+    failures = margin_failures(table, margins, args.reference or 'random_init') if margins else []
     fatal = False
     for row, line in failures:
         fails_run = row is None or row in required
@@ -528,7 +527,8 @@ def summarize(argv: list[str] | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0; 1 when a row misses ``--check-margin``; 2 with one line ``error: ...``
-    for bad input (see mmtransfer.cli)."""
+    for bad input (see mmtransfer.cli). Detection by default, ``--classification`` for the
+    paper's Table 1."""
     return run(summarize, argv)
 
 

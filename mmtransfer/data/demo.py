@@ -191,12 +191,16 @@ def _texture(rng: np.random.Generator, size: int, base: np.ndarray) -> np.ndarra
     return tex + rng.normal(0, 6, (size, size, 1)).astype(np.float32)  # shading
 
 
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """Cluttered ``(height, width, 3)`` float32 background: colour field, lines, soft blobs."""
+def _background(rng: np.random.Generator, width: int, height: int,
+                clutter: bool = True) -> np.ndarray:
+    """Cluttered ``(height, width, 3)`` float32 background: colour field, lines, soft blobs
+    (``clutter=False``: the colour field alone)."""
     base = _random_colour(rng)
     coarse = rng.uniform(-45, 45, (3, 4, 3)) + base
     field = Image.fromarray(np.clip(coarse, 0, 255).astype(np.uint8)).resize(
         (width, height), Image.BICUBIC)
+    if not clutter:
+        return np.asarray(field, dtype=np.float32)
     draw = ImageDraw.Draw(field)
     scale = max(width, height)
     for _ in range(int(rng.integers(2, 3 + scale // 32))):
@@ -239,15 +243,17 @@ def _paint(img: np.ndarray, alpha: np.ndarray, tex: np.ndarray, x0: int, y0: int
 
 def render_classification_image(rng: np.random.Generator, label: int | str,
                                 size: int = CLS_IMAGE_SIZE,
-                                colour: tuple[float, float, float] | None = None) -> Image.Image:
+                                colour: tuple[float, float, float] | None = None,
+                                clutter: bool = True) -> Image.Image:
     """One ``size x size`` RGB image of one shape on a cluttered background.
 
     ``label`` is an index of :data:`DEMO_CLASSES` or a shape name (:data:`OOD_SHAPES` too).
     ``colour`` (RGB, 0-255) fixes the shape's base colour; by default it is random, and only
-    the shape tells the classes apart.
+    the shape tells the classes apart. ``clutter=False`` leaves out the background's lines and
+    blobs (a smooth colour field).
     """
     name = DEMO_CLASSES[label] if isinstance(label, int) else label
-    img = _background(rng, size, size)
+    img = _background(rng, size, size, clutter)
     side = int(rng.integers(int(size * 0.45), int(size * 0.94) + 1))
     angle, aspect = rng.uniform(0, 2 * math.pi), float(np.exp(rng.uniform(-0.15, 0.15)))
     alpha = shape_mask(name, side, angle, aspect)

@@ -116,3 +116,28 @@ class MultiViewDataPreprocessor(BaseDataPreprocessor):
                     x = x.contiguous(memory_format=torch.channels_last)
                 data[key] = x
         return data
+
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
+
+
+class ImageFilesDataset(Dataset):
+    """Every image file under ``root``, at any depth, in sorted path order: a flat folder (as
+    ODIN distributes LSUN and iSUN resized) or an ImageFolder tree. Items are
+    ``dict(inputs=uint8[3, size, size], labels=-1)`` (no labels: out-of-distribution data),
+    resized to ``resize`` (default ``size / 0.875``) and centre-cropped to ``size``."""
+
+    def __init__(self, root: str, size: int, resize: int | None = None):
+        if not os.path.isdir(root):
+            raise DataError(f'{root}: folder not found')
+        self.paths = sorted(os.path.join(d, f) for d, _, files in os.walk(root, followlinks=True)
+                            for f in files if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not self.paths:
+            raise DataError(f'{root}: no images ({", ".join(IMAGE_EXTENSIONS)}) in it or below')
+        self.transform = build_transform(False, size, resize=resize)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        return dict(inputs=self.transform(_pil_loader(self.paths[index])), labels=-1)

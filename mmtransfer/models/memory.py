@@ -55,3 +55,12 @@ def check_mixing_memory(arch: str, image_size: int, block: int, n: int, free_byt
             f'mix.block={block} with mix.n={n}: the network after block {block} on {n} mixtures '
             f'needs about {need / 2**30:.0f} GiB of activations ({arch}, {image_size} px), the '
             f'device has {free_bytes / 2**30:.0f} GiB free; lower mix.n or raise mix.block')
+
+
+def training_state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes held between steps: parameters, buffers (an EMA teacher's included) and the
+    optimizer's state tensors."""
+    tensors = list(model.parameters()) + list(model.buffers())
+    for state in optimizer.state.values():
+        tensors += [v for v in state.values() if torch.is_tensor(v)]
+    return sum(t.numel() * t.element_size() for t in tensors)

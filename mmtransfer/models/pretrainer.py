@@ -292,18 +292,12 @@ class MixPretrainer(BaseModel):
         """The embedding on the dense grid: native, ``k x k`` average pooling with stride k
         (``dense_pool``), or adaptive average pooling to ``dense_resolution``."""
         cfg = self.mix
+        check_dense_grid(cfg, tuple(z.shape[-2:]))
         if cfg.dense_pool is not None:
-            if cfg.dense_pool > min(z.shape[-2:]):
-                raise ValueError(f'mix.dense_pool={cfg.dense_pool} is larger than the feature '
-                                 f'map {tuple(z.shape[-2:])}')
             return F.avg_pool2d(z, cfg.dense_pool, ceil_mode=True)
-        res = cfg.dense_resolution
-        if res is None:
+        if cfg.dense_resolution is None:
             return z
-        if res > min(z.shape[-2:]):
-            raise ValueError(f'mix.dense_resolution={res} is larger than the feature map '
-                             f'{tuple(z.shape[-2:])}')
-        return F.adaptive_avg_pool2d(z, res)
+        return F.adaptive_avg_pool2d(z, cfg.dense_resolution)
 
     @staticmethod
     def _soft_loss(logits: Tensor, target: Tensor, s: Tensor | None = None) -> Tensor:
@@ -315,3 +309,28 @@ class MixPretrainer(BaseModel):
         if s is None:
             s = logits.new_ones(logits.shape[0], logits.shape[2])
         return mixing.dense_cross_entropy(logits, target, s)
+
+
+def check_dense_grid(mix: MixConfig, embedding_grid: tuple[int, int]) -> None:
+    """``ValueError`` naming the key when the ``(h, w)`` embedding grid leaves no dense grid
+    under ``mix``: a pooling kernel or resolution larger than the map, or an empty map."""
+    if min(embedding_grid) < 1:
+        raise ValueError(f'the embedding grid is empty ({tuple(embedding_grid)}): the images '
+                         'are too small for this network')
+    for key, value in (('dense_pool', mix.dense_pool), ('dense_resolution', mix.dense_resolution)):
+        if value is not None and value > min(embedding_grid):
+            raise ValueError(f'mix.{key}={value} is larger than the feature map '
+                             f'{tuple(embedding_grid)}')
+
+
+def embedding_grid(arch: str, size: int, width: int | None = None,
+                   last_stride: int = 2) -> tuple[int, int]:
+    """``(h, w)`` of block 4 for ``size x size`` images: a forward pass on the meta device
+    (shapes only, no memory, no arithmetic). ``ValueError`` when the images are too small for
+    the network to produce any."""
+    encoder = build_encoder(arch, width=width, last_stride=last_stride).to('meta')
+    try:
+        z = encoder(torch.empty(1, 3, size, size, device='meta'))
+    except RuntimeError as err:
+        raise ValueError(f'{size} px images are too small for {arch}: {err}') from None
+    return tuple(z.shape[-2:])
