@@ -8,14 +8,28 @@ WHEELS := $(wildcard ../shared/wheels)
 FIND_LINKS := $(if $(WHEELS),--find-links $(abspath $(WHEELS)),)
 STAMP  := $(VENV)/.installed
 
+# TORCH=system: install into the active Python ($(PYTHON)) and its own torch, no venv, never
+# touching torch or torchvision (tools/wheelhouse.py install; supported: torch 2.11 to 2.13);
+# WHEELHOUSE=dir: offline, from a folder made by `tools/wheelhouse.py build` (README, "Offline").
+TORCH      ?= venv
+WHEELHOUSE ?=
+SYSTEM     := $(filter system,$(TORCH))
+$(if $(filter-out venv system,$(TORCH)),$(error TORCH must be venv or system, got '$(TORCH)'))
+$(if $(and $(WHEELHOUSE),$(if $(SYSTEM),,1)),$(error WHEELHOUSE needs TORCH=system))
+
 .PHONY: install demo cifar-demo test lint bench clean cuda-build-check
 
+ifeq ($(SYSTEM),system)
+install:
+	$(PYTHON) tools/wheelhouse.py install $(WHEELHOUSE)
+else
 # mmcv with CPU ops, or with CUDA ops when torch sees a GPU or FORCE_CUDA=1 (tools/install_mmcv.py
 # picks the compiler: a system nvcc matching torch's CUDA, else the registry's pinned one). The
 # check after the stamp rebuilds an mmcv that does not fit, e.g. `FORCE_CUDA=1 make install`
 # after a CPU install; when it fits it does nothing.
 install: $(STAMP)
 	@$(BIN)/python tools/install_mmcv.py --ensure $(FIND_LINKS)
+endif
 
 $(STAMP): requirements.txt pyproject.toml tools/install_mmcv.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +42,7 @@ $(STAMP): requirements.txt pyproject.toml tools/install_mmcv.py
 	$(BIN)/python -c "import mmcv.ops, mmdet, mmengine, torch; print('installed: torch', torch.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmengine', mmengine.__version__)"
 	touch $(STAMP)
 
-PY        := $(abspath $(BIN))/python
+PY        := $(if $(SYSTEM),$(PYTHON),$(abspath $(BIN))/python)
 # SEED=1 (any other seed) trains every backbone and detector again, into work_dirs/demo-seed1,
 # on the same data: the run-to-run noise. tools/summarize.py on both folders gives mean +- std.
 SEED      ?= 0
@@ -39,7 +53,7 @@ DEMO_ROWS ?= random_init baseline dense_distill
 # separated) turns the misses of the other rows into warning: lines, e.g. for a row of your own.
 DEMO_MARGIN   ?= voc07_mAP=10,coco_AP=5
 DEMO_REQUIRED ?=
-export PATH := $(abspath $(BIN)):$(PATH)
+export PATH := $(if $(SYSTEM),,$(abspath $(BIN)):)$(PATH)
 export PYTHONUNBUFFERED := 1
 
 # The main job, on the embedded demo data, on CPU: data -> pretrain -> export -> robustness,

@@ -20,7 +20,11 @@ everything that needs mmcv (so it imports nothing of ``mmtransfer``):
 
 ``--ensure`` first checks the installed mmcv and does nothing when it fits (a CUDA build for a
 CUDA machine, built for the wanted architectures), so ``FORCE_CUDA=1 make install`` rebuilds a
-CPU-only mmcv and a second run is a no-op. ``--dry-run`` prints the plan only.
+CPU-only mmcv and a second run is a no-op. ``--dry-run`` prints the plan only. ``--from-source``
+(``tools/wheelhouse.py install``: a torch of the environment's own) compiles the CPU build here
+too, never from a cached or shared wheel. Under ``PIP_NO_INDEX=1`` (an offline install from a
+wheelhouse) a CUDA build without a matching system nvcc is an error: the pip compiler cannot be
+fetched. ``MAX_JOBS`` defaults to every core this process may use.
 """
 from __future__ import annotations
 
@@ -97,11 +101,13 @@ def system_nvcc_candidates(env: dict) -> list[Path]:
 
 
 def choose_toolchain(torch_cuda: str, candidates: list[Path], mode: str,
-                     pip_home: Path) -> Toolchain:
+                     pip_home: Path, offline: bool = False) -> Toolchain:
     """A system nvcc of torch's CUDA major version (the exact minor preferred), or the pip one.
 
     ``mode``: ``'auto'`` (system if one matches, else pip), ``'system'`` (error if none
     matches), ``'pip'`` (always the registry's packages, as if no toolkit were installed).
+    ``offline`` (pip runs with ``--no-index``): the pip compiler cannot be fetched, so no
+    matching system nvcc is an error.
     """
     if mode not in TOOLCHAIN_MODES:
         raise InstallError(f'MMTRANSFER_CUDA_TOOLCHAIN must be one of {TOOLCHAIN_MODES}, '
@@ -119,7 +125,26 @@ def choose_toolchain(torch_cuda: str, candidates: list[Path], mode: str,
             seen = ', '.join(f'{n} ({v or "?"})' for n, v in found) or 'none'
             raise InstallError(f'no system nvcc for CUDA {major}.x (torch {torch_cuda}); found: '
                                f'{seen}. Unset MMTRANSFER_CUDA_TOOLCHAIN to use the pip compiler')
+    if offline:
+        seen = ', '.join(f'{n} ({nvcc_release(n) or "?"})' for n in candidates) or 'none'
+        raise InstallError(f'no nvcc for CUDA {major}.x (torch {torch_cuda}; looked in $CUDA_HOME, '
+                           f'$CUDA_PATH, PATH, /usr/local/cuda; found: {seen}) and no package '
+                           f'index to fetch the pip compiler from (offline install): install the '
+                           f'CUDA {major} toolkit or point CUDA_HOME at it')
     return Toolchain('pip', str(pip_home), str(pip_home / 'bin' / 'nvcc'), torch_cuda)
+
+
+def pip_offline(env: dict) -> bool:
+    """Whether pip runs with ``--no-index`` (``PIP_NO_INDEX``, as tools/wheelhouse.py sets it)."""
+    return env.get('PIP_NO_INDEX', '').strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def max_jobs(env: dict) -> str:
+    """``MAX_JOBS`` if set, else every core this process may use (``nproc``)."""
+    if env.get('MAX_JOBS'):
+        return env['MAX_JOBS']
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()
+    return str(cores or 1)
 
 
 def cuda_arch_list(env: dict, capabilities: list[tuple[int, int]]) -> str:
@@ -194,7 +219,7 @@ def make_plan(env: dict, venv: Path) -> Plan:
                            'the registry\'s CUDA torch (torch==2.13.0,!=2.13.0+cpu)')
     mode = env.get('MMTRANSFER_CUDA_TOOLCHAIN', 'auto')
     toolchain = choose_toolchain(torch_cuda, system_nvcc_candidates(env), mode,
-                                 venv / f'cuda-{torch_cuda}')
+                                 venv / f'cuda-{torch_cuda}', offline=pip_offline(env))
     return Plan(cuda=True, torch_cuda=torch_cuda, arch=cuda_arch_list(env, caps),
                 toolchain=toolchain)
 
@@ -233,11 +258,23 @@ def _nvidia_root(torch_cuda: str) -> Path:
     return Path(sysconfig.get_paths()['purelib']) / 'nvidia' / f'cu{torch_cuda.split(".")[0]}'
 
 
-def build(plan: Plan, venv: Path, find_links: str | None, env: dict) -> None:
-    env = dict(env, MMCV_WITH_OPS='1', MAX_JOBS=env.get('MAX_JOBS') or str(os.cpu_count() or 1))
+def build(plan: Plan, venv: Path, find_links: str | None, env: dict,
+          from_source: bool = False) -> None:
+    env = dict(env, MMCV_WITH_OPS='1', MAX_JOBS=max_jobs(env))
+    # this Python's scripts folder first: its ninja (else torch builds serially, one job)
+    scripts = sysconfig.get_path('scripts')
+    env['PATH'] = os.pathsep.join(filter(None, [scripts, env.get('PATH')]))
     if not plan.cuda:
-        _pip('--no-build-isolation', *(['--find-links', find_links] if find_links else []), MMCV,
+        # from_source: compiled here against this torch, never a cached or shared wheel
+        # (built against another torch, its ops would not load)
+        source = ['--no-binary', 'mmcv', '--no-cache-dir', '--force-reinstall', '--no-deps'] \
+            if from_source else []
+        print(f'mmcv: CPU build with MAX_JOBS={env["MAX_JOBS"]}', flush=True)
+        _pip('--no-build-isolation', *source,
+             *(['--find-links', find_links] if find_links and not from_source else []), MMCV,
              env=env)
+        if from_source:
+            _pip('-q', MMCV, env=env)  # mmcv's own dependencies, without touching the build
         return
     toolchain = plan.toolchain
     if toolchain.kind == 'pip':
@@ -254,13 +291,17 @@ def build(plan: Plan, venv: Path, find_links: str | None, env: dict) -> None:
         env['CPATH'] = os.pathsep.join(filter(None, [str(pip_include), env.get('CPATH')]))
     env.pop('CUDA_PATH', None)
     print(f'mmcv: CUDA {plan.torch_cuda} build for sm {plan.arch} with the {toolchain.kind} '
-          f'nvcc {toolchain.version} (CUDA_HOME={toolchain.cuda_home}); this compiles 136 '
-          f'objects: about 18 min on 2 cores per architecture', flush=True)
+          f'nvcc {toolchain.version} (CUDA_HOME={toolchain.cuda_home}), MAX_JOBS='
+          f'{env["MAX_JOBS"]}; this compiles 136 objects: about 18 min on 2 cores per '
+          f'architecture', flush=True)
     _pip('--no-build-isolation', '--no-binary', 'mmcv', '--no-cache-dir', '--force-reinstall',
          '--no-deps', MMCV, env=env)
-    _pip('-q', MMCV)  # mmcv's own dependencies (opencv, ...), without touching the build
-    (venv / MARKER).write_text(json.dumps(dict(arch=plan.arch, cuda=plan.torch_cuda,
-                                               toolchain=toolchain.kind)))
+    _pip('-q', MMCV, env=env)  # mmcv's own dependencies (opencv, ...), not touching the build
+    try:
+        (venv / MARKER).write_text(json.dumps(dict(arch=plan.arch, cuda=plan.torch_cuda,
+                                                   toolchain=toolchain.kind)))
+    except OSError as err:  # a system Python's prefix may be read-only: --ensure rebuilds less
+        print(f'warning: {venv / MARKER}: not written ({err.strerror})', flush=True)
 
 
 def verify(plan: Plan) -> str:
@@ -288,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--ensure', action='store_true',
                         help='do nothing when the installed mmcv already fits this machine')
     parser.add_argument('--dry-run', action='store_true', help='print the plan as JSON and stop')
+    parser.add_argument('--from-source', action='store_true',
+                        help='CPU too: compile mmcv here against this torch, never a cached or '
+                             'prebuilt wheel (tools/wheelhouse.py install)')
     args = parser.parse_args(argv)
     env, venv = dict(os.environ), Path(sys.prefix)
     try:
@@ -298,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.ensure and fits(installed_mmcv(venv), plan):
             print(f'mmcv: installed build fits ({"CUDA " + plan.arch if plan.cuda else "CPU"})')
             return 0
-        build(plan, venv, args.find_links if not plan.cuda else None, env)
+        build(plan, venv, args.find_links if not plan.cuda else None, env, args.from_source)
         print(verify(plan))
     except InstallError as err:
         print(f'error: {err}', file=sys.stderr)
