@@ -37,7 +37,8 @@ def environment() -> dict:
                    capability='.'.join(map(str, torch.cuda.get_device_capability(i))),
                    memory_gib=round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1))
               for i in range(torch.cuda.device_count())] if cuda else [],
-        driver_cuda=torch._C._cuda_getDriverVersion() if cuda else None)
+        # not every torch build exposes the driver's CUDA version (2.11 and 2.13 do not)
+        driver_cuda=getattr(torch._C, '_cuda_getDriverVersion', lambda: None)() if cuda else None)
 
 
 def mmcv_ops_agree(device: str) -> dict:

@@ -273,8 +273,8 @@ def build(plan: Plan, venv: Path, find_links: str | None, env: dict,
         _pip('--no-build-isolation', *source,
              *(['--find-links', find_links] if find_links and not from_source else []), MMCV,
              env=env)
-        if from_source:
-            _pip('-q', MMCV, env=env)  # mmcv's own dependencies, without touching the build
+        # with deps unless from_source: then the caller (tools/wheelhouse.py) installed them, and
+        # a `pip install mmcv` would walk into mmengine's opencv-python requirement
         return
     toolchain = plan.toolchain
     if toolchain.kind == 'pip':
@@ -296,7 +296,8 @@ def build(plan: Plan, venv: Path, find_links: str | None, env: dict,
           f'architecture', flush=True)
     _pip('--no-build-isolation', '--no-binary', 'mmcv', '--no-cache-dir', '--force-reinstall',
          '--no-deps', MMCV, env=env)
-    _pip('-q', MMCV, env=env)  # mmcv's own dependencies (opencv, ...), not touching the build
+    if not from_source:  # mmcv's own dependencies (opencv, ...), not touching the build
+        _pip('-q', MMCV, env=env)
     try:
         (venv / MARKER).write_text(json.dumps(dict(arch=plan.arch, cuda=plan.torch_cuda,
                                                    toolchain=toolchain.kind)))
