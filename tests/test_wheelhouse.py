@@ -277,8 +277,13 @@ def test_install_mmcv_dry_run_refuses_offline_cuda_without_nvcc(monkeypatch, cap
 
 # ---------------------------------------------------------------- the Makefile
 def test_make_install_torch_system_runs_the_installer_with_that_python():
+    # `make test` runs this under make: its MAKEFLAGS/MAKELEVEL would add command-line
+    # variables and 'Entering directory' lines to the child's output.
+    env = {k: v for k, v in os.environ.items() if k not in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL')}
+
     def dry(*args):
-        return subprocess.run(['make', '-n', *args], cwd=REPO, capture_output=True, text=True)
+        return subprocess.run(['make', '--no-print-directory', '-n', *args], cwd=REPO,
+                              env=env, capture_output=True, text=True)
     out = dry('install', 'TORCH=system', 'PYTHON=/opt/py/bin/python3', 'WHEELHOUSE=/w').stdout
     assert out.strip() == '/opt/py/bin/python3 tools/wheelhouse.py install /w'
     assert '/opt/py/bin/python3 -m pytest' in dry('test', 'TORCH=system',
