@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import os.path as osp
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -191,21 +192,37 @@ def merge_cfg_options(cfg, options: dict | None) -> None:
 
 def run(main: Callable[[Sequence[str] | None], int | None],
         argv: Sequence[str] | None = None) -> int:
-    """Runs ``main(argv)``, turning known user errors into one line and exit status 2."""
+    """Runs ``main(argv)``, turning known user errors into one line and exit status 2.
+
+    Under torchrun, a rank that ends on anything but a lost peer (an error line, a bug, a
+    preemption stop) keeps the restarts of this launch from running again what would fail the
+    same way: they exit at once with its status (:func:`refuse_restarts`).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    code = refused_restart()
+    if code is not None:
+        return code
     try:
-        return main(args) or 0
+        code = main(args) or 0
     except SystemExit as done:  # argparse: --help, or a bad flag (already printed)
-        return done.code if isinstance(done.code, int) else 1
+        code = done.code if isinstance(done.code, int) else 1
     except KeyboardInterrupt:
         print('error: interrupted', file=sys.stderr)
-        return 130
+        code = 130
     except (*USER_ERRORS, OSError, TypeError) as err:
         line = user_error_line(err)
         if line is None or '--debug' in args:
+            _refuse_restarts_after(err, 1)
             raise
         print(f'error: {line}', file=sys.stderr)
+        _refuse_restarts_after(err, 2)
         return 2
+    except BaseException as err:
+        _refuse_restarts_after(err, 1)
+        raise
+    if code:
+        refuse_restarts(code)
+    return code
 
 
 def user_error_line(err: BaseException) -> str | None:
@@ -247,30 +264,192 @@ def one_line(err: BaseException) -> str:
 
 
 def init_cpu_distributed(launcher: str) -> None:
-    """Starts a gloo process group for ``--launcher pytorch`` on a machine without CUDA.
+    """Starts the process group for ``--launcher pytorch`` where mmengine's own start fails.
 
-    mmengine's launcher pins a CUDA device first, which fails without one; once a group
-    exists, mmengine uses it as it is.
+    - On a machine without CUDA: mmengine's launcher pins a CUDA device first; a gloo group is
+      started instead.
+    - After a torchrun restart: torch's elastic agent keeps its key-value store across restarts,
+      and the previous attempt's keys in it, so a new group would connect to the addresses of
+      the ranks that are gone (gloo: "connectFullMesh failed ... Connection refused"). The group
+      gets a store prefix of its own per attempt (gloo, or NCCL on the rank's GPU).
+
+    Once a group exists, mmengine uses it as it is.
     """
     import torch
     import torch.distributed as dist
 
-    if launcher == 'pytorch' and not torch.cuda.is_available() and not dist.is_initialized():
-        os.environ.setdefault('LOCAL_RANK', '0')
-        dist.init_process_group(backend='gloo')
+    if launcher != 'pytorch' or dist.is_initialized():
+        return
+    cuda = torch.cuda.is_available()
+    restart, _ = restart_count()
+    agent_store = restart and os.environ.get('TORCHELASTIC_USE_AGENT_STORE') == 'True'
+    if cuda and not agent_store:
+        return  # mmengine starts NCCL
+    os.environ.setdefault('LOCAL_RANK', '0')
+    kwargs = {}
+    if agent_store:
+        from torch.distributed.constants import default_pg_timeout
+
+        world, rank = int(os.environ['WORLD_SIZE']), int(os.environ['RANK'])
+        store = dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']), world,
+                              is_master=False, timeout=default_pg_timeout)
+        kwargs = dict(store=dist.PrefixStore(f'mmtransfer/attempt_{restart}', store), rank=rank,
+                      world_size=world)
+    if cuda:
+        torch.cuda.set_device(int(os.environ['LOCAL_RANK']))
+    dist.init_process_group(backend='nccl' if cuda else 'gloo', **kwargs)
 
 
-def _latest_checkpoint(work_dir: str) -> str | None:
-    """Newest ``(epoch|iter)_N.pth`` in ``work_dir``, else the ``last_checkpoint`` pointer."""
+# ---------------------------------------------------------------------------- resume, restarts
+
+
+def restart_count() -> tuple[int, int]:
+    """``(k, n)``: this process belongs to torchrun's restart k of at most n (``--max-restarts``;
+    k = 0 on the first start); ``(0, 0)`` outside torchrun."""
+    return (int(os.environ.get('TORCHELASTIC_RESTART_COUNT', 0)),
+            int(os.environ.get('TORCHELASTIC_MAX_RESTARTS', 0)))
+
+
+def _launch_dir() -> str | None:
+    """torchrun's folder for this launch (``<log dir>/<run id>_<random>``), from the error file
+    it gives each rank (``.../attempt_<k>/<local rank>/error.json``)."""
+    error_file = os.environ.get('TORCHELASTIC_ERROR_FILE')
+    return osp.dirname(osp.dirname(osp.dirname(error_file))) if error_file else None
+
+
+def _launch_time() -> float | None:
+    """When torchrun started this launch: the time its first attempt's folder was made."""
+    folder = _launch_dir()
+    try:
+        return os.path.getmtime(osp.join(folder, 'attempt_0')) if folder else None
+    except OSError:
+        return None
+
+
+_NO_RESTART = 'mmtransfer/no_restart'
+
+
+def _agent_store():
+    """A client of the key-value store torchrun's agent keeps for the whole launch (every node's
+    ranks reach it), or None."""
+    if os.environ.get('TORCHELASTIC_USE_AGENT_STORE') != 'True':
+        return None
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    try:
+        return dist.TCPStore(os.environ['MASTER_ADDR'], int(os.environ['MASTER_PORT']),
+                             is_master=False, timeout=timedelta(seconds=30))
+    except (KeyError, ValueError, RuntimeError):
+        return None
+
+
+def refuse_restarts(code: int) -> None:
+    """Keeps torchrun from running again what would fail the same way: its later restarts of
+    this launch, on every node, exit at once with ``code`` (a key in the agent's store), and
+    for an error or a bug (not a signal) this node's agent is asked to stop when this process
+    exits (SIGTERM), which ends the launch without them. Nothing outside torchrun or when no
+    restart is left."""
+    restart, most = restart_count()
+    if restart >= most:
+        return
+    store = _agent_store()
+    if store is None:
+        return
+    store.set(_NO_RESTART, str(code))
+    if code in (1, 2) and _is_torchrun(os.getppid()):
+        import atexit
+        import signal
+
+        # at exit: after the error line or the traceback is out
+        atexit.register(os.kill, os.getppid(), signal.SIGTERM)
+
+
+def _is_torchrun(pid: int) -> bool:
+    try:
+        with open(f'/proc/{pid}/cmdline', 'rb') as f:
+            command = f.read()
+    except OSError:
+        return False
+    return b'torch.distributed.run' in command or b'torchrun' in command
+
+
+def refused_restart() -> int | None:
+    """The exit status a restarted rank ends with at once, when a rank before it refused the
+    restarts (:func:`refuse_restarts`); None otherwise."""
+    if not restart_count()[0]:
+        return None
+    store = _agent_store()
+    if store is None or not store.check([_NO_RESTART]):
+        return None
+    return int(store.get(_NO_RESTART) or 1)
+
+
+def _lost_peer(err: BaseException) -> bool:
+    """Whether an error is the consequence of another rank that is gone (a collective that
+    failed): the case torchrun's restarts are for."""
+    import torch.distributed as dist
+
+    return isinstance(err, dist.DistError) or bool(
+        re.search(r'by peer|NCCL|gloo|connectFullMesh', str(err)))
+
+
+def _refuse_restarts_after(err: BaseException, code: int) -> None:
+    if not _lost_peer(err):
+        refuse_restarts(code)
+
+
+def _rank0() -> bool:
+    return os.environ.get('RANK', '0') == '0'
+
+
+def set_resume(cfg, resume: str | None) -> None:
+    """``--resume [CHECKPOINT]`` and the resume of a torchrun restart, on ``cfg``; and the
+    :class:`~mmtransfer.engine.FaultToleranceHook` (checkpoint on SIGTERM / SIGUSR1, mid-epoch
+    and other-world-size resume).
+
+    A restart (torchrun's ``TORCHELASTIC_RESTART_COUNT`` > 0, after a lost rank) resumes by
+    itself from the newest complete checkpoint this launch wrote in the work dir, else from what
+    ``--resume`` named, else from the start, and says so in one line.
+    """
+    import mmtransfer.engine  # noqa: F401  (registers the hook)
+
+    hooks = list(cfg.get('custom_hooks', None) or [])
+    if not any(h.get('type') == 'FaultToleranceHook' for h in hooks):
+        cfg.custom_hooks = [*hooks, dict(type='FaultToleranceHook')]
+    restart, most = restart_count()
+    if restart:
+        path = _latest_checkpoint(cfg.work_dir, since=_launch_time())
+        path = resolve_resume(path or resume, cfg.work_dir) if (path or resume) else None
+        if _rank0():
+            what = (f'resuming from {path}' if path else
+                    f'no checkpoint yet in {cfg.work_dir}: training from the start')
+            print(f'restarted after a lost rank (restart {restart}/{most}): {what}',
+                  file=sys.stderr, flush=True)
+        if path is None:
+            return
+    elif resume is not None:
+        path = resolve_resume(resume, cfg.work_dir)
+    else:
+        return
+    cfg.resume = True
+    cfg.load_from = path
+
+
+def _latest_checkpoint(work_dir: str, since: float | None = None) -> str | None:
+    """Newest ``(epoch|iter)_N.pth`` in ``work_dir``, else the ``last_checkpoint`` pointer. With
+    ``since`` (a time), only the files written since then, and no pointer."""
     import glob
-    import re
 
     found = [p for p in glob.glob(os.path.join(glob.escape(work_dir), '*_*.pth'))
              if re.fullmatch(r'(epoch|iter)_\d+\.pth', os.path.basename(p))]
+    if since is not None:
+        found = [p for p in found if os.path.getmtime(p) >= since]
     if found:
         return max(found, key=os.path.getmtime)
     pointer = os.path.join(work_dir, 'last_checkpoint')
-    if os.path.isfile(pointer):
+    if since is None and os.path.isfile(pointer):
         with open(pointer) as f:
             return f.read().strip() or None
     return None

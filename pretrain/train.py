@@ -24,8 +24,8 @@ from mmtransfer.cli import (  # noqa: E402
     non_empty,
     non_negative_int,
     read_config,
-    resolve_resume,
     run,
+    set_resume,
     warn_unknown_keys,
 )
 from mmtransfer.models.mix_config import METHODS, MixConfig  # noqa: E402
@@ -178,9 +178,7 @@ def build_config(args):
     if args.tensorboard:
         cfg.visualizer.vis_backends = [dict(type='LocalVisBackend'),
                                        dict(type='TensorboardVisBackend')]
-    if args.resume:
-        cfg.resume = True
-        cfg.load_from = resolve_resume(args.resume, cfg.work_dir)
+    set_resume(cfg, args.resume)  # and a torchrun restart's resume; the FaultToleranceHook
     cfg.launcher = args.launcher
     return cfg
 

@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
 import mmtransfer  # noqa: E402,F401  (applies mmtransfer.compat)
-from mmtransfer.cli import ArgumentParser, add_common_args, resolve_resume, run  # noqa: E402
+from mmtransfer.cli import ArgumentParser, add_common_args, run, set_resume  # noqa: E402
 from mmtransfer.detection.runtime import (  # noqa: E402
     check_backbone,
     check_datasets,
@@ -86,9 +86,8 @@ def build_cfg(args: argparse.Namespace):
         backends = list(cfg.visualizer.get('vis_backends', None) or [])
         cfg.visualizer.vis_backends = [*backends, dict(type='TensorboardVisBackend')]
 
-    if args.resume is not None:  # a given file, or 'auto': the work dir's last checkpoint
-        cfg.resume = True
-        cfg.load_from = resolve_resume(args.resume, cfg.work_dir)
+    # a given file, or 'auto': the work dir's last checkpoint; or a torchrun restart's resume
+    set_resume(cfg, args.resume)
     cfg.launcher = args.launcher
     return cfg
 

@@ -1,4 +1,5 @@
 """mmengine glue of pretraining: hooks and the accuracy metric (registered on import)."""
+from mmtransfer.engine.fault_tolerance import FaultToleranceHook
 from mmtransfer.engine.hooks import (
                                      DumpMetricsHook,
                                      ExportBackboneHook,
@@ -8,5 +9,5 @@ from mmtransfer.engine.hooks import (
 )
 from mmtransfer.engine.metrics import Accuracy
 
-__all__ = ['Accuracy', 'DumpMetricsHook', 'ExportBackboneHook', 'NonFiniteLossHook',
-           'RNGStateHook', 'TeacherEMAHook']
+__all__ = ['Accuracy', 'DumpMetricsHook', 'ExportBackboneHook', 'FaultToleranceHook',
+           'NonFiniteLossHook', 'RNGStateHook', 'TeacherEMAHook']

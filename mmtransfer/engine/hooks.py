@@ -5,6 +5,7 @@ import json
 import math
 import os.path as osp
 import random
+import sys
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ from mmengine.dist import (
     all_reduce,
     all_reduce_params,
     get_dist_info,
+    get_rank,
     get_world_size,
     master_only,
 )
@@ -26,6 +28,13 @@ from mmtransfer.fileio import write_text_atomic
 
 def _unwrap(model):
     return model.module if is_model_wrapper(model) else model
+
+
+def announce(line: str) -> None:
+    """One line on stderr, from rank 0 only: what happened (a restart, a preemption, a resume
+    on another world size), once per event whatever the number of ranks."""
+    if get_rank() == 0:
+        print(line, file=sys.stderr, flush=True)
 
 
 @HOOKS.register_module()
@@ -150,9 +159,12 @@ class RNGStateHook(Hook):
     Every rank has its own streams (``randomness.diff_rank_seed``), so the checkpoint holds one
     state per rank, ``rng_states = [rank 0, rank 1, ...]``, and each rank gets its own back.
     mmengine saves checkpoints on rank 0 only, so the states are gathered from all ranks just
-    before a checkpoint is due (the ``CheckpointHook``'s own test; one small all-gather then).
-    A resume on another number of ranks starts fresh streams, with a warning; a checkpoint from
-    before per-rank states (one dict) is restored on every rank.
+    before a checkpoint is due (the ``CheckpointHook``'s own test, or :meth:`gather` called by
+    whoever saves outside it; one small all-gather then). A resume on another number of ranks
+    cannot restore them: each rank's generators are re-derived from the seed, the rank and the
+    checkpoint's iteration (deterministic, and not the streams of iteration 0 again), with one
+    line saying so. A checkpoint from before per-rank states (one dict) is restored on every
+    rank.
     """
 
     priority = 'VERY_HIGH'
@@ -189,9 +201,15 @@ class RNGStateHook(Hook):
         return bool(hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
                     or (hook.save_last and hook.is_last_train_iter(runner)))
 
+    def gather(self) -> None:
+        """Collects every rank's generators for the next checkpoint (a collective: every rank
+        calls it)."""
+        if get_world_size() > 1:
+            self._gathered = all_gather_object(self._get())
+
     def _gather_if_due(self, runner, by_epoch: bool) -> None:
         if get_world_size() > 1 and self._checkpoint_due(runner, by_epoch):
-            self._gathered = all_gather_object(self._get())
+            self.gather()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self._gather_if_due(runner, by_epoch=False)
@@ -216,8 +234,15 @@ class RNGStateHook(Hook):
         elif len(states) == world:
             self._set(states[rank])
         else:
-            runner.logger.warning(f'RNGStateHook: the checkpoint holds the generators of '
-                                  f'{len(states)} ranks, this run has {world}: not restored')
+            seed = runner.seed if runner.seed is not None else 0
+            iteration = int((checkpoint.get('meta') or {}).get('iter', 0))
+            derived = int(np.random.SeedSequence([seed, rank, iteration]).generate_state(1)[0])
+            random.seed(derived)
+            np.random.seed(derived)
+            torch.manual_seed(derived)  # and every CUDA device's
+            announce(f'the checkpoint holds the random generators of {len(states)} '
+                     f'process{"es" * (len(states) != 1)}, this run has {world}: each rank\'s '
+                     f'are re-derived from the seed ({seed}), the rank and iteration {iteration}')
 
     def before_train_epoch(self, runner) -> None:
         loop = runner.train_loop
