@@ -1,4 +1,5 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Both install first.
+# `make test` skips the tests marked slow (pyproject.toml); `make test-all` runs every test (CI).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,14 +11,14 @@ STAMP  := $(VENV)/.installed
 
 # TORCH=system: install into the active Python ($(PYTHON)) and its own torch, no venv, never
 # touching torch or torchvision (tools/wheelhouse.py install; supported: torch 2.11 to 2.13);
-# WHEELHOUSE=dir: offline, from a folder made by `tools/wheelhouse.py build` (README, "Offline").
+# WHEELHOUSE=dir: offline, from a folder made by `tools/wheelhouse.py build` (docs/gpu.md).
 TORCH      ?= venv
 WHEELHOUSE ?=
 SYSTEM     := $(filter system,$(TORCH))
 $(if $(filter-out venv system,$(TORCH)),$(error TORCH must be venv or system, got '$(TORCH)'))
 $(if $(and $(WHEELHOUSE),$(if $(SYSTEM),,1)),$(error WHEELHOUSE needs TORCH=system))
 
-.PHONY: install demo cifar-demo test lint bench clean cuda-build-check
+.PHONY: install demo cifar-demo test test-all lint bench clean cuda-build-check
 
 ifeq ($(SYSTEM),system)
 install:
@@ -112,7 +113,12 @@ cifar-demo: install
 	    --title "Synthetic CIFAR-10 (not CIFAR), PreActResNet-18 at 1/8 width, 8 epochs, 2-core CPU" \
 	    --check-margin $(CIFAR_DEMO_MARGIN) --reference untrained
 
+# The fast default: every test but those marked slow (real training jobs, several processes, costly
+# CLI checks; docs/testing.md). test-all: the whole suite, what CI runs (.ci/run).
 test: install
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: install
 	$(PY) -m pytest -q
 
 lint: install

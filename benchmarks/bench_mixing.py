@@ -10,6 +10,9 @@ linear head of fixed weights in between, in a fresh subprocess so that peak memo
                  -> dense_cross_entropy with [n, c, r] targets
   dense_fast     attention -> 1x1 head on [m, d, r] -> dense_mixing_weights + dense_mix of logits
                  -> dense_label_cross_entropy
+  dense_blocked  attention -> 1x1 head on [m, d, r] -> dense_mixing_weights
+                 -> dense_mixed_label_cross_entropy (the pretrainer's path at block 4: the
+                 logits are mixed a block of positions at a time, no [n, c, r] tensor)
   sample_lambda, sample_lambda_dense   drawing Lambda [m, n] / [r, m, n] (forward only)
 
 Peak memory is the growth above the inputs: torch.cuda.max_memory_allocated on GPU, the
@@ -17,6 +20,9 @@ process's peak resident set (VmHWM, reset through /proc/self/clear_refs) on CPU.
 
 Example:
   python benchmarks/bench_mixing.py --device cpu --repeats 3 --json work_dirs/bench_mixing.json
+ViT-S/16's 14 x 14 tokens (d = 384, r = 196):
+  python benchmarks/bench_mixing.py --device cpu --d 384 --r 196 --repeats 2 \
+      --cases dense_fast dense_blocked
 """
 from __future__ import annotations
 
@@ -37,6 +43,7 @@ from mmtransfer.mixing import (
     dense_cross_entropy,
     dense_label_cross_entropy,
     dense_mix,
+    dense_mixed_label_cross_entropy,
     dense_mixing_weights,
     dense_multimix,
     mix,
@@ -48,9 +55,10 @@ from mmtransfer.mixing import (
     spatial_attention,
 )
 
-CASES = ('multimix_ref', 'multimix_fast', 'dense_ref', 'dense_fast', 'sample_lambda',
-         'sample_lambda_dense')
-PAIRS = (('multimix_ref', 'multimix_fast'), ('dense_ref', 'dense_fast'))
+CASES = ('multimix_ref', 'multimix_fast', 'dense_ref', 'dense_fast', 'dense_blocked',
+         'sample_lambda', 'sample_lambda_dense')
+PAIRS = (('multimix_ref', 'multimix_fast'), ('dense_ref', 'dense_fast'),
+         ('dense_fast', 'dense_blocked'))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -124,7 +132,12 @@ def build_case(name: str, args: argparse.Namespace) -> Callable[[], None]:
             w, s = dense_mixing_weights(lam, spatial_attention(z))
             return dense_label_cross_entropy(dense_mix(head(z), w), labels, w, s)
 
-        loss_fn = dense_ref if name == 'dense_ref' else dense_fast
+        def dense_blocked() -> torch.Tensor:
+            w, s = dense_mixing_weights(lam, spatial_attention(z))
+            return dense_mixed_label_cross_entropy(head(z), labels, w, s)
+
+        loss_fn = dict(dense_ref=dense_ref, dense_fast=dense_fast,
+                       dense_blocked=dense_blocked)[name]
 
     def step() -> None:
         z.grad = None

@@ -7,7 +7,8 @@ distillation methods, ``model.update_teacher()`` (what ``TeacherEMAHook`` calls)
 teacher forward on the second view and the EMA update are timed too. Each model is a
 :class:`~mmtransfer.models.MixPretrainer` built with the mixing options of
 ``configs/pretrain/<method>.py`` (paper defaults: MultiMix with prob 0.5, alpha ~ U[0.5, 2],
-gamma 0.5) and the config's optimizer (SGD, momentum 0.9, weight decay 1e-4) through
+gamma 0.5) and the config's optimizer (SGD, momentum 0.9, weight decay 1e-4; a ViT's: AdamW,
+configs/pretrain/vit_s16_imagenet.py) through
 ``build_optim_wrapper``; ``--amp`` switches to ``AmpOptimWrapper`` (autocast + dynamic loss
 scale), as ``pretrain/train.py --amp`` does.
 
@@ -42,6 +43,10 @@ and its spread in our runs.
 Example (the CPU check; about 5-8 minutes on 2 shared cores):
   python benchmarks/bench_train_step.py --device cpu --arch resnet18 --size 64 --m 128 \\
       --n 1000 --classes 100 --json out.json
+ViT-S/16 (the ViT recipe: AdamW, dense MultiMix over the patch tokens with u = the class token;
+64 px = 4 x 4 tokens on CPU):
+  python benchmarks/bench_train_step.py --device cpu --arch vit_s16 --size 64 --m 64 \
+      --n 1000 --classes 1000 --json vit.json
 The GPU setting of the paper's claim:
   python benchmarks/bench_train_step.py --device cuda --arch resnet50 --size 224 --m 128 \\
       --n 1000 --classes 1000 --amp --channels-last
@@ -72,8 +77,10 @@ from mmengine.optim import build_optim_wrapper  # noqa: E402
 
 import mmtransfer  # noqa: E402,F401  (applies the torch / mmengine compatibility fix)
 from mmtransfer.models import METHODS, MixPretrainer  # noqa: E402
+from mmtransfer.models.factory import VITS  # noqa: E402
 
 CONFIG_DIR = osp.join(REPO, 'configs', 'pretrain')
+VIT_RECIPE = 'vit_s16_imagenet.py'
 BASELINE = 'baseline'
 
 
@@ -84,7 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog='example:\n  python benchmarks/bench_train_step.py --device cpu --arch resnet18 '
                '--size 64 --m 128 --n 1000 --classes 100 --json out.json')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    parser.add_argument('--arch', default='resnet18', help='torchvision ResNet (default resnet18)')
+    parser.add_argument('--arch', default='resnet18',
+                        help='torchvision ResNet (default resnet18), or vit_s16 / vit_s16_avg '
+                             '(the ViT-S/16 recipe: AdamW, u = the class token)')
     parser.add_argument('--size', type=int, default=64, help='image side in pixels')
     parser.add_argument('--m', type=int, default=128, help='batch size per step')
     parser.add_argument('--n', type=int, default=1000, help='MultiMix interpolated points')
@@ -113,10 +122,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ('size', 'm', 'n', 'classes', 'steps'):
         if getattr(args, name) < 1:
             parser.error(f'--{name} must be >= 1, got {getattr(args, name)}')
-    if not args.arch.startswith('resnet') or not hasattr(torchvision.models, args.arch):
-        parser.error(f'--arch must be a torchvision ResNet (resnet18, resnet50, ...), '
-                     f'got {args.arch!r}')
-    if args.size < 32:
+    vit = args.arch in VITS
+    if not vit and (not args.arch.startswith('resnet') or not hasattr(torchvision.models,
+                                                                        args.arch)):
+        parser.error(f'--arch must be a torchvision ResNet (resnet18, resnet50, ...) or one of '
+                     f'{", ".join(VITS)}, got {args.arch!r}')
+    if vit and args.size % 16:
+        parser.error(f'--size must be a multiple of 16 (the ViT patch), got {args.size}')
+    if not vit and args.size < 32:
         parser.error(f'--size must be >= 32 (a ResNet downsamples 32x), got {args.size}')
     if args.warmup < 0:
         parser.error(f'--warmup must be >= 0, got {args.warmup}')
@@ -138,7 +151,8 @@ class Bench:
     """One method's model, optimizer wrapper and fixed batch, and its measurements."""
 
     def __init__(self, method: str, args: argparse.Namespace, device: torch.device):
-        cfg = Config.fromfile(osp.join(CONFIG_DIR, f'{method}.py'))
+        recipe = VIT_RECIPE if args.arch in VITS else f'{method}.py'  # its optimizer and mix
+        cfg = Config.fromfile(osp.join(CONFIG_DIR, recipe))
         mix = dict(cfg.model.mix, method=method, n=args.n)
         if args.prob is not None:
             mix['prob'] = args.prob

@@ -9,13 +9,13 @@ random ``3 x size x size`` template (``--size``, 32), every image its template p
 exported and evaluated, is scored on 500 held-out images after ``--steps`` steps (chance: one in
 ``--classes``), with how alive its embedding is on them (:func:`embedding_health`). For the dense
 methods each row also says how spread the attention is (:func:`attention_spread`): with the
-gradient flowing through it (the default), it collapses onto a few positions (README, "The
-gradient through the attention collapses it").
+gradient flowing through it (the default), it collapses onto a few positions
+(docs/findings.md, "The gradient through the attention collapses it").
 
 MultiMix's loss carries the examples' identities only through how ``Lambda`` varies between
 columns; with ``Dir(alpha * 1_m)`` columns over ``m`` examples its per-example part is about
 ``1 / (m * alpha + 1)`` of the gradient, so ``--alpha`` and ``--m`` set how fast it learns
-(README, "The demo", "Where it is lost").
+(docs/demo.md; docs/findings.md, "Where it is lost").
 
     python benchmarks/learning_probe.py --method multimix --prob 1 --steps 400 1600 --seeds 0 1
     python benchmarks/learning_probe.py --method dense --prob 1 --alpha 0.1 \
@@ -63,7 +63,7 @@ def embedding_health(encoder, images: torch.Tensor, chunk: int) -> dict:
     """How alive the embedding (the ReLU output of the last block, ``[b, d, h, w]``) is on
     ``images``, run through ``encoder`` ``chunk`` at a time: its mean activation and the fraction
     of its entries that are exactly zero. Pure MultiMix at the paper's alpha drives a map of
-    several positions towards all zeros (README, "Where it is lost")."""
+    several positions towards all zeros (docs/findings.md, "Where it is lost")."""
     maps = torch.cat([encoder(part) for part in images.split(chunk)])
     return dict(embedding_mean=round(float(maps.mean()), 3),
                 embedding_zero_fraction=round(float((maps == 0).float().mean()), 3))

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtransfer.export import PREFIXES, backbone_state_dict
+from mmtransfer.models.factory import VITS
 from mmtransfer.models.preact_resnet import PREACT_LAYOUTS
 from mmtransfer.models.wide_resnet import parse_wrn
 
@@ -174,7 +175,9 @@ def infer_encoder_args(state: Mapping[str, Tensor], arch: str | None = None) -> 
     What the weights do not hold (``last_stride``) keeps its default.
     """
     if arch is None:
-        if 'layer4.0.shortcut.0.weight' in state:
+        if {'cls_token', 'pos_embed'} <= set(state):  # timm's ViT (its pooling is not in the keys)
+            arch = 'vit_s16'
+        elif 'layer4.0.shortcut.0.weight' in state:
             layout = _blocks_per_stage(state)
             if layout not in PREACT_LAYOUTS:
                 raise ValueError(f'cannot tell the PreActResNet from its keys (blocks per stage '
@@ -190,7 +193,7 @@ def infer_encoder_args(state: Mapping[str, Tensor], arch: str | None = None) -> 
             arch = f'wrn{6 * layout[0] + 4}_{channels.shape[0] // 16}'
         else:
             arch = infer_resnet_arch(state)
-    if isinstance(arch, str) and parse_wrn(arch) is not None:
+    if isinstance(arch, str) and (parse_wrn(arch) is not None or arch in VITS):
         return dict(arch=arch, width=None)
     return dict(arch=arch, width=infer_resnet_width(state))
 
@@ -212,7 +215,7 @@ def encoder_state_dict(checkpoint: Mapping, which: str = 'student') -> tuple[Ord
         raise ValueError('"state_dict" is not a dict')
     if any(k.startswith(p) for k in state for p in PREFIXES.values()):
         return backbone_state_dict(state, which), which
-    if 'conv1.weight' in state:
+    if 'conv1.weight' in state or 'cls_token' in state:
         return OrderedDict((k, v) for k, v in state.items()
                            if torch.is_tensor(v) and not k.startswith('fc.')), 'backbone'
     raise ValueError('no ResNet encoder in it (no keys student.encoder.*, '
@@ -254,7 +257,8 @@ def per_class_indices(labels: Tensor, classes: Tensor, max_per_class: int | None
 @torch.no_grad()
 def pooled_embeddings(encoder: nn.Module, batches: Iterable[dict],
                       preprocess: Callable[[dict], dict]) -> tuple[Tensor, Tensor]:
-    """Global-average-pooled block-4 embeddings (what MultiMix interpolates) of every batch.
+    """Pooled block-4 embeddings (what MultiMix interpolates; GAP, or a ViT's class token) of
+    every batch.
 
     ``batches`` yield ``dict(inputs=uint8[m, 3, H, W], labels[m])``; ``preprocess`` moves and
     normalises them (a :class:`~mmtransfer.data.MultiViewDataPreprocessor`). The encoder runs in
@@ -264,7 +268,7 @@ def pooled_embeddings(encoder: nn.Module, batches: Iterable[dict],
     zs, ys = [], []
     for batch in batches:
         data = preprocess(batch)
-        zs.append(encoder(data['inputs']).mean((2, 3)).float().cpu())
+        zs.append(encoder.pool(encoder(data['inputs'])).float().cpu())
         ys.append(torch.as_tensor(batch['labels']).cpu())
     if not zs:
         raise ValueError('no images to embed')

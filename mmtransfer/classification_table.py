@@ -13,7 +13,9 @@ gives mean ± sample std per (recipe, method) cell, :func:`format_markdown` /
 :func:`format_csv` render the tables (top-1 beside the paper's figures, then robustness,
 calibration, OOD detection and embeddings) and :func:`margin_failures` checks that every row
 beats a reference row. Values are kept in the unit shown: percent (the ECE x100), alignment and
-uniformity as they are.
+uniformity as they are. A method whose runs mixed only after a warm start (``mix.start_iter``
+N > 0 in the config dumped into each seed folder, :func:`warm_starts`) is shown as
+``<method> (N warm steps)``; the CSV keeps the plain method.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from mmtransfer import run_info
 from mmtransfer.paper_figures import PAPER, PAPER_TOP1
 
 METHOD_ORDER = ('untrained', 'baseline', 'mixup', 'cutmix', 'manifold_mixup', 'multimix',
@@ -217,6 +220,21 @@ def load_runs(roots: Iterable[Path]) -> tuple[Runs, dict | None]:
     return runs, shared_attack(attacks)
 
 
+def warm_starts(roots: Iterable[Path]) -> dict[Cell, list[int | None]]:
+    """(recipe, method) -> the warm steps of each of its seed folders under ``roots``
+    (:func:`mmtransfer.run_info.warm_steps`; None where unknown)."""
+    warm: dict[Cell, list[int | None]] = {}
+    for root in roots:
+        for cell, seed_dirs in find_runs(root).items():
+            warm.setdefault(cell, []).extend(run_info.warm_steps(d) for d in seed_dirs)
+    return warm
+
+
+def _label(method: str, cells: Iterable[Cell], warm: dict[Cell, list[int | None]] | None) -> str:
+    """``method``, named with the warm steps of its runs in ``cells``."""
+    return run_info.row_label(method, [s for cell in cells for s in (warm or {}).get(cell, ())])
+
+
 # ------------------------------------------------------------------------------ the table
 
 
@@ -285,10 +303,11 @@ def _paper_for(table: Table, paper: dict) -> dict[Cell, tuple[float, str]]:
     return {cell: figure for cell, figure in paper.items() if cell in table}
 
 
-def main_table(table: Table, title: str, paper: dict = PAPER_TOP1) -> str:
+def main_table(table: Table, title: str, paper: dict = PAPER_TOP1,
+               warm: dict[Cell, list[int | None]] | None = None) -> str:
     """Rows = methods, columns = recipes, cell = top-1 mean ± std; beside a recipe's column, the
     paper's figure and ours − paper when the paper states one for any of its rows. Notes
-    below."""
+    below. ``warm`` (:func:`warm_starts`) names warm-started rows."""
     recipes, methods = recipes_of(table), methods_of(table)
     shown = _paper_for(table, paper)
     caption, with_n = _seeds_caption([row.stats['top1'] for row in table.values()])
@@ -296,7 +315,7 @@ def main_table(table: Table, title: str, paper: dict = PAPER_TOP1) -> str:
     for recipe in recipes:
         header += [recipe, 'paper', 'Δ'] if any(r == recipe for r, _ in shown) else [recipe]
     for method in methods:
-        cells = [method]
+        cells = [_label(method, [(r, method) for r in recipes], warm)]
         for recipe in recipes:
             stat = (table[recipe, method].stats['top1'] if (recipe, method) in table
                     else Stat(None, None, 0))
@@ -325,7 +344,8 @@ def main_table(table: Table, title: str, paper: dict = PAPER_TOP1) -> str:
     return '\n'.join(lines) + '\n\n' + '\n\n'.join(notes) + '\n'
 
 
-def detail_table(table: Table, title: str, attack: dict | None) -> str | None:
+def detail_table(table: Table, title: str, attack: dict | None,
+                 warm: dict[Cell, list[int | None]] | None = None) -> str | None:
     """Robustness, calibration, OOD detection and embeddings: one row per (recipe, method) of
     every recipe with any of them, the columns some run has; None when no run has any."""
     recipes = [r for r in recipes_of(table) if any(
@@ -337,8 +357,9 @@ def detail_table(table: Table, title: str, attack: dict | None) -> str | None:
     cells = [(r, m) for r in recipes for m in methods_of(table) if (r, m) in table]
     caption, with_n = _seeds_caption([table[cell].stats[c.key] for cell in cells
                                       for c in columns])
-    rows = [[recipe, method] + [_cell(table[recipe, method].stats[c.key], c.decimals, with_n)
-                                for c in columns] for recipe, method in cells]
+    rows = [[recipe, _label(method, [(recipe, method)], warm)]
+            + [_cell(table[recipe, method].stats[c.key], c.decimals, with_n) for c in columns]
+            for recipe, method in cells]
     lines = [f'{title}: robustness, calibration, OOD detection and embeddings, {caption}', '']
     lines += _markdown_table(['recipe', 'method'] + [c.header for c in columns], rows, left=2)
     notes = []
@@ -357,11 +378,13 @@ def detail_table(table: Table, title: str, attack: dict | None) -> str | None:
 
 
 def format_markdown(table: Table, title: str | None = None, attack: dict | None = None,
-                    paper: dict = PAPER_TOP1) -> str:
+                    paper: dict = PAPER_TOP1,
+                    warm: dict[Cell, list[int | None]] | None = None) -> str:
     """The Markdown file: the Table 1 layout, then (when any run has them) the robustness,
-    calibration, OOD and embedding metrics with the attack settings."""
+    calibration, OOD and embedding metrics with the attack settings. ``warm``
+    (:func:`warm_starts`) names the warm-started rows."""
     title = title or 'Image classification'
-    parts = [main_table(table, title, paper), detail_table(table, title, attack)]
+    parts = [main_table(table, title, paper, warm), detail_table(table, title, attack, warm)]
     return '\n'.join(p for p in parts if p)
 
 

@@ -53,7 +53,10 @@ def parse_args(argv):
     parser.add_argument('--data-root', type=non_empty,
                         help='ImageFolder root holding train/ and val/')
     parser.add_argument('--arch', help='encoder: a torchvision ResNet (resnet18 .. resnet152), '
-                        'preactresnet18 or wrn16_8 (default: the config\'s)')
+                        'preactresnet18, wrn16_8, or vit_s16 / vit_s16_avg (timm\'s ViT-S/16 '
+                        'pooled by its class token / patch mean; without --config it takes '
+                        'the ViT-S/16 recipe configs/pretrain/vit_s16_imagenet.py) '
+                        '(default: the config\'s)')
     parser.add_argument('--max-iters', type=int, help='stop after N iterations (smoke runs)')
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
                         help='resume from CHECKPOINT, or from the work dir\'s last checkpoint')
@@ -91,12 +94,17 @@ def build_config(args):
     those), then the explicit flags; validated before any work starts."""
     from mmengine.config import Config
 
+    from mmtransfer.models.factory import VITS
+
     path = args.config or osp.join(REPO, 'configs', 'pretrain', f'{args.method or "baseline"}.py')
+    if args.arch in VITS and not args.config:  # the ViT-S/16 recipe, with the method of the flag
+        path = osp.join(REPO, 'configs', 'pretrain', 'vit_s16_imagenet.py')
+        args.method = args.method or 'baseline'
     cfg = read_config(path)
     # Keys beyond the recipe's are typos or helper variables: warned about, not refused.
     recipe = Config.fromfile(osp.join(REPO, 'configs', 'pretrain', 'base.py'))
     warn_unknown_keys(cfg, recipe.keys(), path)
-    if args.config and args.method:  # a recipe (configs/cifar/...) with the method of the flag
+    if (args.config or args.arch in VITS) and args.method:  # a recipe with the flag's method
         apply_method(cfg, args.method)
     args.method = cfg.model.mix.get('method', 'baseline')
     if args.demo:
@@ -136,15 +144,24 @@ def build_config(args):
         loader.pin_memory = bool(loader.get('pin_memory')) and torch.cuda.is_available()
     if args.arch:
         cfg.model.arch = args.arch
+        if args.arch in VITS:  # ViT-S has one width (the demo's is its ResNet-18's)
+            cfg.model.pop('width', None)
     mix = MixConfig.from_dict(cfg.model.get('mix'))  # fail now, with the key's name, not mid-run
-    if mix.dense:  # an empty dense grid too: shapes by a forward pass on the meta device
-        from mmtransfer.data.cifar import SIDE
-        from mmtransfer.models.pretrainer import check_dense_grid, embedding_grid
+    if mix.attention_u == 'token' and cfg.model.arch not in VITS:
+        raise ValueError(f"mix.attention_u='token' needs a class token: arch "
+                         f"{cfg.model.arch!r} has none (use 'gap', or arch vit_s16)")
+    # Image size and network (a ViT's patch size), and the dense grid: shapes by a forward pass
+    # on the meta device, before any work.
+    from mmtransfer.data.cifar import SIDE
+    from mmtransfer.models.pretrainer import check_dense_grid, embedding_grid
 
-        size = cfg.train_dataloader.dataset.get('size', SIDE)  # CifarDataset: 32x32 images
-        check_dense_grid(mix, embedding_grid(cfg.model.arch, size, cfg.model.get('width'),
-                                             cfg.model.get('last_stride', 2)))
-    default_dir = osp.join('work_dirs', 'demo' if args.demo else '', 'pretrain', args.method)
+    size = cfg.train_dataloader.dataset.get('size', SIDE)  # CifarDataset: 32x32 images
+    grid = embedding_grid(cfg.model.arch, size, cfg.model.get('width'),
+                          cfg.model.get('last_stride', 2))
+    if mix.dense:
+        check_dense_grid(mix, grid, cfg.model.arch in VITS)
+    default_dir = osp.join('work_dirs', 'demo' if args.demo else '', 'pretrain',
+                           cfg.model.arch if cfg.model.arch in VITS else '', args.method)
     if args.config:  # work_dirs/<recipe>/<method>/seed<N>: one folder per table cell and seed
         seed = cfg.randomness.seed if args.seed is None else args.seed
         default_dir = osp.join('work_dirs', osp.splitext(osp.basename(args.config))[0],

@@ -28,6 +28,7 @@ def _run(args):
                           cwd=REPO, timeout=600)
 
 
+@pytest.mark.slow
 def test_every_method_runs_one_step_and_writes_consistent_json(tmp_path):
     out = tmp_path / 'bench.json'
     proc = _run([*TINY, '--json', str(out)])
@@ -59,6 +60,7 @@ def test_bad_flag_is_a_one_line_error_and_writes_nothing(tmp_path):
 PROBE = os.path.join(REPO, 'benchmarks', 'learning_probe.py')
 
 
+@pytest.mark.slow
 def test_learning_probe_rows_and_attention_readout(tmp_path):
     """Two checkpoints of a tiny dense_distill run: one row each, and the attention readout
     obeys its definitions (each example's attention sums to 1 over the r = 4 positions)."""
@@ -149,6 +151,7 @@ def test_cifar_methods_times_every_method_and_writes_consistent_json(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name != 'cifar.json']
 
 
+@pytest.mark.slow
 def test_speed_vs_n_writes_json_and_png(tmp_path):
     """Two values of n, two variants on a WRN-10-1: one row per (variant, n), one pooled
     baseline, and a PNG."""
@@ -183,6 +186,7 @@ def _load(name, path):
     return module
 
 
+@pytest.mark.slow
 def test_cifar_benchmarks_bad_flags_are_one_line_errors(tmp_path):
     out = tmp_path / 'x.json'
     for script, bad, message in [(CIFAR_METHODS, ['--m', '0'], '--m must be >= 1'),

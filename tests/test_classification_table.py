@@ -324,3 +324,23 @@ def test_the_detection_mode_is_unchanged(tmp_path, capsys):
         '—: no value (the metric is missing, or NaN).\n')
     assert sorted(p.name for p in tmp_path.iterdir()) == ['d.csv', 'd.md', 'd.png', 'det']
     assert capsys.readouterr().err == ''
+
+
+def test_a_warm_started_method_is_named_so(runs, tmp_path):
+    """issue 28: seed folders whose dumped config has mix.start_iter=124 (the CPU demo's warm
+    start) name the row 'dense_distill (124 warm steps)' in both tables; baseline and the CSV
+    keep their names."""
+    for seed in (0, 1):
+        for method, start in (('dense_distill', 124), ('baseline', 124)):
+            (runs / R18 / method / f'seed{seed}' / 'cfg.py').write_text(
+                f"model = dict(mix=dict(method='{method}', start_iter={start}))\n")
+        _eval(runs, R18, 'dense_distill', seed, pgd_top1_error=60.0)
+    prefix = tmp_path / 't'
+    assert summarize.main(['--classification', str(runs), '--out', str(prefix)]) == 0
+    rows = _rows((tmp_path / 't.md').read_text())
+    main = [r[0] for r in rows if r[0] not in ('method', ':--', 'recipe')]
+    assert 'dense_distill (124 warm steps)' in main and 'baseline' in main
+    detail = [r[:2] for r in rows if r[0] == R18]
+    assert [R18, 'dense_distill (124 warm steps)'] in detail and [R18, 'baseline'] in detail
+    assert {r['method'] for r in _csv(tmp_path / 't.csv')} == {'untrained', 'baseline',
+                                                               'dense_distill', 'zz_extra'}

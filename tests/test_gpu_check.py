@@ -36,6 +36,7 @@ def test_gpu_check_on_cpu_runs_every_part_and_writes_the_report(tmp_path):
     assert '**PASS**' in md and '| bf16 | dense_distill |' in md
 
 
+@pytest.mark.slow
 def test_gpu_check_bad_flags_are_one_line_errors(tmp_path):
     proc = _run('--device', 'cpu', '--out', str(tmp_path), '--methods', 'nope')
     assert proc.returncode == 2

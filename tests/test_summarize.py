@@ -385,3 +385,69 @@ def test_required_rows_must_be_in_the_table(runs, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith('error: --required-rows: no row dense_distill') and '\n' not in err
     assert not list(tmp_path.glob('o*'))
+
+
+def _pretraining(work_dir: Path, method: str, start_iter: int) -> Path:
+    """A pretraining work dir as mmengine leaves it: the dumped config beside the checkpoint."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / f'{method}.py').write_text(
+        "model = dict(\n    arch='resnet18',\n    mix=dict(\n        alpha=(\n            0.5,\n"
+        f"            2.0,\n        ),\n        method='{method}',\n        n=256,\n"
+        f"        start_iter={start_iter}),\n    type='MixPretrainer')\nwork_dir = '{work_dir}'\n")
+    return work_dir / 'epoch_8.pth'
+
+
+def test_a_warm_started_row_is_named_so_in_the_table_and_on_the_plots(runs, tmp_path):
+    """issue 28: a row whose pretraining mixed only from step 500 reads
+    'multimix (500 warm steps)'; baseline (never mixes) keeps its name; the CSV keeps keys."""
+    pre = tmp_path / 'pretrain'
+    _write_json(runs / 'multimix' / 'eval' / 'eval_metrics.json',
+                dict(EVAL, checkpoint=str(_pretraining(pre / 'multimix', 'multimix', 500))))
+    _write_json(runs / 'baseline' / 'eval' / 'eval_metrics.json',
+                dict(EVAL, checkpoint=str(_pretraining(pre / 'baseline', 'baseline', 500))))
+    _scalars(runs / 'multimix' / 'voc' / '20260101_000000' / 'vis_data' / 'scalars.json',
+             [dict(loss=1.5, lr=0.01, step=1), dict(loss=1.0, lr=0.01, step=2)])
+    assert summarize.main([str(runs), '--out', str(tmp_path / 't'), '--curves']) == 0
+    names = [r[0] for r in _table_rows((tmp_path / 't.md').read_text())[2:]]
+    assert names == ['random_init', 'baseline', 'multimix (500 warm steps)', 'zz_custom']
+    with open(tmp_path / 't.csv', newline='') as f:
+        assert [r['method'] for r in csv.DictReader(f)] == ['random_init', 'baseline',
+                                                            'multimix', 'zz_custom']
+    table = summarize.load_table(runs)
+    labels = summarize.row_labels([runs], table)
+    assert labels == {'random_init': 'random_init', 'baseline': 'baseline',
+                      'multimix': 'multimix (500 warm steps)', 'zz_custom': 'zz_custom'}
+    for fig in (summarize.plot_bars(table, None, None, labels),
+                summarize.plot_robustness(table, None, None, labels)):
+        ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+        assert ticks == ['random_init', 'baseline', 'multimix (500 warm steps)', 'zz_custom']
+    curve = dict(train_step=[1], loss=[1.0], lr=[0.1], val_step=[], val=[], val_metric=None)
+    fig = summarize.plot_curves({'multimix/voc': curve}, None, labels)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        'multimix (500 warm steps)/voc']
+
+
+def test_warm_steps_of_several_runs_and_of_unreadable_configs(runs, tmp_path):
+    """Seeds that disagree are all named; a config that is not plain literals is unknown and is
+    never run."""
+    from mmtransfer import run_info
+    assert run_info.row_label('m', [500, None]) == 'm (500 warm steps)'
+    assert run_info.row_label('m', [0, 500]) == 'm (0, 500 warm steps)'
+    assert run_info.row_label('m', [0, None]) == 'm' and run_info.row_label('m', []) == 'm'
+    pre = tmp_path / 'pre'
+    assert run_info.warm_steps(pre) is None                          # no such folder
+    _pretraining(pre, 'dense_distill', 0)
+    assert run_info.warm_steps(pre) == 0
+    marker = tmp_path / 'ran'
+    (pre / 'dense_distill.py').write_text(
+        f"model = dict(mix=dict(method='dense', start_iter=__import__('pathlib').Path("
+        f"'{marker}').touch() or 5))\n")
+    assert run_info.warm_steps(pre) is None and not marker.exists()
+    second = tmp_path / 'seed1'
+    _write_json(second / 'multimix' / 'voc' / 'metrics.json', {'pascal_voc/mAP': 0.6})
+    _write_json(second / 'multimix' / 'eval' / 'eval_metrics.json',
+                dict(EVAL, checkpoint=str(_pretraining(tmp_path / 'p1', 'multimix', 300))))
+    _write_json(runs / 'multimix' / 'eval' / 'eval_metrics.json',
+                dict(EVAL, checkpoint=str(_pretraining(tmp_path / 'p0', 'multimix', 500))))
+    assert summarize.row_labels([runs, second], ['multimix', 'random_init']) == {
+        'multimix': 'multimix (300, 500 warm steps)', 'random_init': 'random_init'}

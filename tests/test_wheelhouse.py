@@ -103,7 +103,7 @@ def test_closure_drops_what_only_left_out_packages_need():
 def test_the_roots_never_name_torch_or_a_second_opencv():
     roots = wh.requirement_roots(cv2_present=True)
     names = {wh.canonicalize_name(wh.Requirement(r).name) for r in roots}
-    assert not names & {'torch', 'torchvision', 'mmengine', 'mmcv', 'opencv-python'}
+    assert not names & {'torch', 'torchvision', 'mmengine', 'mmcv', 'opencv-python', 'timm'}
     assert wh.OPENCV in wh.requirement_roots(cv2_present=False)
     assert wh.OPENCV not in wh.requirement_roots(False, {'opencv-python-headless'})
 
@@ -228,7 +228,7 @@ def test_a_missing_wheel_stops_install_before_anything_is_installed(tmp_path, ca
     wheel = fake_wheel(house, 'mmtfake_a', '1.0', ['mmtfake_b'])
     write_wheelhouse(house, files=[(wheel.name, wheel.read_bytes())])
     monkeypatch.setattr(wh, 'requirement_roots', lambda *a, **k: ['mmtfake_a'])
-    monkeypatch.setattr(wh, 'MMENGINE', 'mmtfake_a==1.0')
+    monkeypatch.setattr(wh, 'NO_DEPS', ('mmtfake_a==1.0',))
     for key in [k for k in os.environ if k.startswith('PIP_') or k == 'FORCE_CUDA']:
         monkeypatch.delenv(key)
     monkeypatch.setenv('PIP_CONFIG_FILE', os.devnull)

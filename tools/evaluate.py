@@ -61,7 +61,7 @@ def parse_args(argv):
                         help='out-of-distribution images (a flat folder or an ImageFolder tree)')
     parser.add_argument('--attacks', default='fgsm,pgd',
                         help='comma-separated: fgsm, pgd, or "" for none (default: fgsm,pgd)')
-    # Defaults: the mixup literature's protocol (PuzzleMix's robustness test; README).
+    # Defaults: the mixup literature's protocol (PuzzleMix's robustness test; docs/evaluation.md).
     parser.add_argument('--fgsm-eps', type=_fraction, metavar='EPS',
                         help='FGSM l-inf budget (and step) in [0, 1] pixel units (default: 8/255)')
     parser.add_argument('--pgd-eps', type=_fraction, metavar='EPS',

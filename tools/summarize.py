@@ -15,6 +15,11 @@ names, values in [0, 1]) and, when present, ``ROOT/<method>/eval/eval_metrics.js
                  robustness, calibration and OOD detection
 
 With several ROOTs (one per run, e.g. per seed) every cell is ``mean ± std`` over the runs.
+A row whose pretraining mixed only after a warm start (``mix.start_iter`` N > 0, as in the CPU
+demos) is named ``<method> (N warm steps)`` in PREFIX.md and on the plots (the CSV keeps the plain
+method): the pretraining work dir is the folder of the checkpoint that
+``ROOT/<method>/eval/eval_metrics.json`` names, and its dumped config gives N
+(mmtransfer.run_info).
 With ``--curves`` it also reads every mmengine ``<work_dir>/<timestamp>/vis_data/scalars.json``
 under ROOT and writes ``PREFIX_curves.png`` (loss, lr and validation metric against iteration, one
 line per run). Example::
@@ -53,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the checkout'
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mmtransfer import classification_table  # noqa: E402
+from mmtransfer import classification_table, run_info  # noqa: E402
 from mmtransfer.classification_table import (  # noqa: E402
     MISSING,
     SummaryError,
@@ -164,9 +169,10 @@ def _cell(value: float | None, spread: float | None = None) -> str:
 
 
 def format_markdown(table: Table, title: str | None = None, std: Table | None = None,
-                    note: str | None = None) -> str:
+                    note: str | None = None, labels: dict[str, str] | None = None) -> str:
     """Markdown table (x100, one decimal); with ``std``, cells read ``mean ± std``; below it
-    what an empty cell (``—``) means, when there is one, then ``note``."""
+    what an empty cell (``—``) means, when there is one, then ``note``. ``labels``: the name
+    shown for a row (default: the method)."""
     columns = columns_of(table.values())
     lines = [title, ''] if title else []
     lines.append('| method | ' + ' | '.join(h for h, *_ in columns) + ' |')
@@ -176,7 +182,7 @@ def format_markdown(table: Table, title: str | None = None, std: Table | None = 
         cells = [_cell(table[method].get(c), std[method].get(c) if std else None)
                  for _, c, *_ in columns]
         missing |= MISSING in cells
-        lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+        lines.append(f'| {(labels or {}).get(method, method)} | ' + ' | '.join(cells) + ' |')
     if missing:
         lines += ['', MISSING_NOTE]
     if note:
@@ -212,8 +218,10 @@ def _bar_top(table: Table, std: Table | None, columns) -> float:
     return max([1.0, *ends])
 
 
-def plot_bars(table: Table, title: str | None = None, std: Table | None = None) -> plt.Figure:
-    """Grouped bars: one group per method, one bar per metric (x100); error bars = ``std``."""
+def plot_bars(table: Table, title: str | None = None, std: Table | None = None,
+              labels: dict[str, str] | None = None) -> plt.Figure:
+    """Grouped bars: one group per method, one bar per metric (x100); error bars = ``std``;
+    ``labels``: the name shown for a row (default: the method)."""
     methods = ordered(table)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(methods) + 2), 4))
     width = 0.8 / len(DETECTION_COLUMNS)
@@ -226,7 +234,8 @@ def plot_bars(table: Table, title: str | None = None, std: Table | None = None) 
         bars = ax.bar(xs, heights, width, label=header, yerr=errors, capsize=2)
         ax.bar_label(bars, labels=['' if v is None else f'{100 * v:.1f}' for v in values],
                      fontsize=6, padding=1)
-    ax.set_xticks(range(len(methods)), methods, rotation=30, ha='right')
+    ax.set_xticks(range(len(methods)), [(labels or {}).get(m, m) for m in methods], rotation=30,
+                  ha='right')
     ax.set_ylabel('score (x100)')
     top = _bar_top(table, std, [c for _, c, *_ in DETECTION_COLUMNS])
     ax.set_ylim(0, top * 1.2)  # room for the labels and the legend above the bars
@@ -242,8 +251,8 @@ ROBUSTNESS_PANELS = ('voc07_mAP', 'coco_AP') + tuple(c for _, c, *_ in EVAL_COLU
 LOWER_IS_BETTER = {'fgsm_err', 'pgd_err', 'ece'}
 
 
-def plot_robustness(table: Table, title: str | None = None, std: Table | None = None
-                    ) -> plt.Figure:
+def plot_robustness(table: Table, title: str | None = None, std: Table | None = None,
+                    labels: dict[str, str] | None = None) -> plt.Figure:
     """One small bar panel per metric (x100), methods on the x axis: transfer beside
     robustness, calibration and OOD detection. Methods without evaluation metrics show no bar
     in those panels."""
@@ -259,7 +268,8 @@ def plot_robustness(table: Table, title: str | None = None, std: Table | None = 
                       yerr=errors, capsize=2, color=[f'C{i}' for i in range(len(methods))])
         ax.bar_label(bars, labels=['' if v is None else f'{100 * v:.1f}' for v in values],
                      fontsize=6, padding=1)
-        ax.set_xticks(range(len(methods)), methods, rotation=45, ha='right', fontsize=7)
+        ax.set_xticks(range(len(methods)), [(labels or {}).get(m, m) for m in methods],
+                      rotation=45, ha='right', fontsize=7)
         ax.set_title(textwrap.fill(label, 18), fontsize=8)
         ax.set_ylim(0, _bar_top(table, std, [column]) * 1.2)
         ax.tick_params(axis='y', labelsize=7)
@@ -267,6 +277,36 @@ def plot_robustness(table: Table, title: str | None = None, std: Table | None = 
         fig.suptitle(textwrap.fill(title, 110), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------ row labels
+
+
+def pretraining_dir(row_dir: Path) -> Path | None:
+    """The pretraining work dir of a detection row: the folder of the checkpoint that
+    ``row_dir/eval/eval_metrics.json`` names (tools/evaluate.py writes its absolute path), or
+    None without one."""
+    path = row_dir / FILES['eval']
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = read_json_object(path).get('checkpoint')
+    except SummaryError:
+        return None
+    return Path(checkpoint).parent if isinstance(checkpoint, str) and checkpoint else None
+
+
+def row_labels(roots: list[Path], methods) -> dict[str, str]:
+    """Method -> the name its row is shown with: ``<method> (N warm steps)`` when its
+    pretraining (in any ROOT) mixed only from step N > 0, else the method."""
+    labels = {}
+    for method in methods:
+        steps = []
+        for root in roots:
+            work_dir = pretraining_dir(root / method)
+            steps.append(None if work_dir is None else run_info.warm_steps(work_dir))
+        labels[method] = run_info.row_label(method, steps)
+    return labels
 
 
 # ------------------------------------------------------------------------------ the signal check
@@ -370,19 +410,23 @@ def parse_scalars(path: Path) -> dict:
     return out
 
 
-def plot_curves(curves: dict[str, dict], title: str | None = None) -> plt.Figure:
+def plot_curves(curves: dict[str, dict], title: str | None = None,
+                labels: dict[str, str] | None = None) -> plt.Figure:
     """Panels against iteration: training loss, learning rate and, when any run was validated
-    during training, the validation metric (no empty panel otherwise)."""
+    during training, the validation metric (no empty panel otherwise). A run is named by its
+    path under ROOT, its first part (the method) shown as ``labels`` gives it."""
     validated = any(c['val_metric'] and c['val'] for c in curves.values())
-    labels = ('training loss', 'learning rate') + (('validation metric',) if validated else ())
-    fig, axes = plt.subplots(1, len(labels), figsize=(5 * len(labels), 4))
-    for name, c in curves.items():
+    panels = ('training loss', 'learning rate') + (('validation metric',) if validated else ())
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+    for run_name, c in curves.items():
+        method, *rest = Path(run_name).parts
+        name = '/'.join([(labels or {}).get(method, method), *rest])
         axes[0].plot(c['train_step'], c['loss'], label=name, linewidth=1)
         axes[1].plot(c['train_step'], c['lr'], label=name, linewidth=1)
         if validated and c['val_metric']:
             axes[2].plot(c['val_step'], c['val'], marker='o', markersize=3,
                          label=f"{name} ({c['val_metric']})")
-    for ax, label in zip(axes, labels, strict=True):
+    for ax, label in zip(axes, panels, strict=True):
         ax.set_title(label)
         ax.set_xlabel('iteration')
         ax.grid(alpha=0.3)
@@ -468,7 +512,8 @@ def summarize_classification(args: argparse.Namespace) -> int:
                else None)
     runs, attack = classification_table.load_runs(args.root)
     table = classification_table.combine(runs)
-    markdown = classification_table.format_markdown(table, args.title, attack)
+    warm = classification_table.warm_starts(args.root)
+    markdown = classification_table.format_markdown(table, args.title, attack, warm=warm)
     _write_all(args.out, {'.md': markdown.encode('utf-8'),
                           '.csv': classification_table.format_csv(table).encode('utf-8')})
     print(markdown, end='')
@@ -507,13 +552,14 @@ def summarize(argv: list[str] | None) -> int:
         title = f'{title or "Transfer"} (mean ± std over {len(tables)} runs)'
     attacks = describe_attacks(attack) if attack else ''
     note = f'Attacks (pixel space): {attacks}.' if attacks else None
-    markdown = format_markdown(table, title, std, note)
+    labels = row_labels(args.root, table)
+    markdown = format_markdown(table, title, std, note, labels)
     outputs = {'.md': markdown.encode('utf-8'), '.csv': format_csv(table, std).encode('utf-8'),
-               '.png': _png(plot_bars(table, title, std))}
+               '.png': _png(plot_bars(table, title, std, labels))}
     if any(c in EVAL_COLUMNS for c in columns_of(table.values())):
-        outputs['_robustness.png'] = _png(plot_robustness(table, title, std))
+        outputs['_robustness.png'] = _png(plot_robustness(table, title, std, labels))
     if curves is not None:
-        outputs['_curves.png'] = _png(plot_curves(curves, args.title))
+        outputs['_curves.png'] = _png(plot_curves(curves, args.title, labels))
     _write_all(prefix, outputs)
     print(markdown, end='')
     failures = margin_failures(table, margins, args.reference or 'random_init') if margins else []

@@ -11,8 +11,9 @@ or torchvision: every pip call runs under a constraints file pinning the present
 order: the checks (Python, torch range, torchvision, the wheelhouse's manifest and files, the
 packages the wheelhouse leaves out, mmcv's build plan: ``tools/install_mmcv.py --dry-run``), then
 ``pip install --dry-run --report`` of everything (a missing wheel or a conflict stops here, before
-anything is installed), then the install: the requirements, mmengine (``--no-deps``: its wheel
-requires ``opencv-python``, where GPU images carry ``opencv-python-headless``), mmcv 2.1.0
+anything is installed), then the install: the requirements, mmengine and timm (``--no-deps``:
+mmengine's wheel requires ``opencv-python``, where GPU images carry ``opencv-python-headless``;
+timm's requires torch and torchvision, already there), mmcv 2.1.0
 compiled from source against this torch (``tools/install_mmcv.py``, ``MAX_JOBS`` = every core),
 this package (editable). With a wheelhouse, pip runs with ``--no-index`` (``PIP_NO_INDEX=1``):
 no network at all. A failure after the checks says what it had installed by then.
@@ -70,6 +71,11 @@ OPENCV = 'opencv-python-headless>=3'
 # The rest of requirements.txt that the project needs to run and test (not ruff, not tensorboard:
 # `--tensorboard` needs it, install it yourself).
 PROJECT = ['mmdet==3.3.0', 'pycocotools', 'safetensors', 'pytest']
+# timm's wheel requires torch and torchvision, which would make pip fetch a second torch for the
+# wheelhouse: installed --no-deps like mmengine, its other requirements as roots.
+TIMM = 'timm==1.0.31'
+TIMM_DEPS = ['huggingface_hub', 'pyyaml', 'safetensors']
+NO_DEPS = (MMENGINE, TIMM)
 DEFAULT_LEAVE_OUT = ('numpy', 'scipy', 'matplotlib', 'opencv-python-headless')
 OPENCV_NAMES = {'opencv-python', 'opencv-python-headless', 'opencv-contrib-python',
                 'opencv-contrib-python-headless'}
@@ -301,7 +307,7 @@ def pip_ok(proc: subprocess.CompletedProcess, what: str, wheelhouse: Path | None
 
 
 def requirement_roots(cv2_present: bool, leave_out: set[str] = frozenset()) -> list[str]:
-    roots = BUILD_TOOLS + MMENGINE_DEPS + MMCV_DEPS + PROJECT
+    roots = BUILD_TOOLS + MMENGINE_DEPS + MMCV_DEPS + PROJECT + TIMM_DEPS
     if not cv2_present and canonicalize_name(OPENCV.split('>')[0]) not in leave_out:
         roots = roots + [OPENCV]
     return list(dict.fromkeys(roots))
@@ -351,8 +357,8 @@ def install(wheelhouse: Path | None) -> int:
         report = Path(tmp) / 'report.json'
         pip_ok(_pip(['install', '--dry-run', '--quiet', '--report', str(report), *roots], env,
                     capture=True), 'the requirements', wheelhouse)
-        pip_ok(_pip(['install', '--dry-run', '--quiet', '--no-deps', MMENGINE], env,
-                    capture=True), MMENGINE, wheelhouse)
+        pip_ok(_pip(['install', '--dry-run', '--quiet', '--no-deps', *NO_DEPS], env,
+                    capture=True), ' and '.join(NO_DEPS), wheelhouse)
         plan_names = [f'{i["metadata"]["name"]} {i["metadata"]["version"]}'
                       for i in json.loads(report.read_text()).get('install', [])]
         print(f'wheelhouse: pip plans {len(plan_names)} packages'
@@ -360,7 +366,8 @@ def install(wheelhouse: Path | None) -> int:
         before = installed()
         steps = [
             ('the requirements', [sys.executable, '-m', 'pip', 'install', '-q', *roots]),
-            (MMENGINE, [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', MMENGINE]),
+            (' and '.join(NO_DEPS), [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
+                                     *NO_DEPS]),
             ('mmcv', [sys.executable, str(TOOLS / 'install_mmcv.py'), '--ensure',
                       '--from-source']),
             ('mmtransfer', [sys.executable, '-m', 'pip', 'install', '-q', '--no-deps',
@@ -432,7 +439,7 @@ def build(python: str, platform: str, out: Path, leave_out: list[str],
                     for i in json.loads(report.read_text())['install']}
         report.unlink()
         wanted = requirement_closure(roots, resolved, leave, target_environment(python, platform))
-        pins = [f'{name}=={version}' for name, version in sorted(wanted.items())] + [MMENGINE]
+        pins = [f'{name}=={version}' for name, version in sorted(wanted.items())] + list(NO_DEPS)
         print(f'wheelhouse: {len(pins)} wheels for Python {python} {platform}, leaving out '
               f'{", ".join(sorted(leave)) or "nothing"}', flush=True)
         proc = _pip(['download', '--no-deps', '-q', '-d', str(tmp), *target, *pins], env)

@@ -1,8 +1,8 @@
 # Demo settings for `pretrain/train.py --demo`: merged over configs/pretrain/<method>.py, they
 # change only what the small data and a 2-core CPU need. The embedded demo data (10 classes of
 # synthetic shapes on cluttered backgrounds, 64x64, 800 train / 50 val images per class) is made
-# by tools/make_demo_data.py. What each change bought was measured on a 2-core CPU (README,
-# "The demo"):
+# by tools/make_demo_data.py. What each change bought was measured on a 2-core CPU (docs/demo.md,
+# "What the demo settings change"):
 # - ResNet-18 at half width (width=32: 32-64-128-256 channels, a quarter of the FLOPs; the key
 #   names stay torchvision's and the demo detectors build mmdet's ResNet the same way).
 # - m = 64 images per batch, n = 256 mixed embeddings.
@@ -18,7 +18,7 @@
 #   unmixed, then with their mixing (dense_distill: MultiMix on half of the batches, as in the
 #   paper). Mixing from step 0, dense_distill stayed at 19-26 % demo top-1 where baseline
 #   reached 65-74 %; the MultiMix batches pull a network that has not yet left chance back to a
-#   uniform prediction (README, "Where it is lost"). baseline does not mix and is unchanged.
+#   uniform prediction (docs/findings.md, "Where it is lost"). baseline does not mix and is unchanged.
 data_root = 'data/demo/cls'
 image_size = 64
 max_epochs = 8

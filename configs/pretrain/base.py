@@ -3,7 +3,7 @@
 # x m = 128), 300 epochs, lr x0.1 at epochs 100 and 200, m = 128 and n = 1000 per device.
 # The lr is NOT scaled with the number of GPUs by default; `--auto-scale-lr` (ours, not the
 # paper's) scales it linearly from the paper's global batch of 32 x 128 = 4096 images.
-# README, "Fidelity to the paper", lists every setting. One config per method inherits this file
+# docs/fidelity.md lists every setting. One config per method inherits this file
 # and states only its method.
 custom_imports = dict(
     imports=['mmtransfer.data', 'mmtransfer.models', 'mmtransfer.engine'],

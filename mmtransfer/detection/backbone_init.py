@@ -30,6 +30,8 @@ from mmtransfer.loading import load_backbone
 CLASSIFIER_PREFIXES = ('fc.',)
 #: Buffers that may be missing from a file without changing the network's function.
 OPTIONAL_SUFFIXES = ('num_batches_tracked',)
+#: Keys that make a file a ViT's (timm's VisionTransformer state dict, what vit_s16 exports).
+VIT_KEYS = frozenset({'cls_token', 'pos_embed', 'patch_embed.proj.weight'})
 #: How many offending keys an error message names before summarising the rest.
 MAX_KEYS_SHOWN = 4
 
@@ -84,6 +86,11 @@ def check_fits(backbone: nn.Module, state_dict: Mapping[str, torch.Tensor], path
     """Raise :class:`BackboneLoadError` unless ``state_dict`` has exactly the backbone's keys
     (optional counters aside) with the backbone's shapes."""
     expected = backbone.state_dict()
+    if VIT_KEYS <= set(state_dict) and not VIT_KEYS <= set(expected):
+        raise BackboneLoadError(
+            f'{path}: a ViT backbone (timm keys cls_token, pos_embed, patch_embed.*) given to '
+            f'{_describe(backbone)}: the Faster R-CNN configs take a ResNet backbone, and '
+            'detection transfer from ViT-S/16 is not in the paper')
     missing = sorted(k for k in expected
                      if k not in state_dict and not k.endswith(OPTIONAL_SUFFIXES))
     unexpected = sorted(k for k in state_dict if k not in expected)

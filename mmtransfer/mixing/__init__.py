@@ -1,5 +1,9 @@
 """Functional core of MultiMix (Venkataramanan et al., NeurIPS 2023) and pairwise baselines.
 
+Sections and equations are numbered as in the paper's ICLR-format arXiv text (2206.14868),
+which also describes the distillation: MultiMix sec. 3.2, distillation 3.3, dense MultiMix 3.4
+(docs/fidelity.md, "Which text of the paper").
+
 Pure torch functions, batch first, no state: call them from any training loop.
 
 MultiMix (eq. 6-7)::
@@ -22,6 +26,7 @@ from .dense import (
     pool_positions,
     spatial_attention,
 )
+from .dense_chunked import dense_mixed_label_cross_entropy, dense_mixed_soft_cross_entropy
 from .losses import (
     dense_cross_entropy,
     dense_label_cross_entropy,
@@ -37,6 +42,7 @@ __all__ = [
     'mix', 'multimix',
     'spatial_attention', 'dense_mixing_weights', 'dense_mix', 'dense_multimix', 'pool_positions',
     'soft_cross_entropy', 'mixed_label_cross_entropy', 'dense_cross_entropy',
-    'dense_label_cross_entropy',
+    'dense_label_cross_entropy', 'dense_mixed_label_cross_entropy',
+    'dense_mixed_soft_cross_entropy',
     'pair_mix', 'pair_mixup', 'sample_cutmix_box', 'paste_box', 'box_lambda', 'cutmix',
 ]

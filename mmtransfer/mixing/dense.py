@@ -1,5 +1,7 @@
 """Dense MultiMix: mix feature maps position by position, weighted by attention (sec. 3.4).
 
+Section and equation numbers: the paper's ICLR-format arXiv text (2206.14868); docs/fidelity.md.
+
 Tensors are batch first with the ``r = h * w`` spatial positions last: features ``z [m, d, r]``,
 one interpolation matrix per position ``lam [r, m, n]`` (:func:`sample_lambda_dense`) and
 attention ``attn [m, r]`` (:func:`spatial_attention`, eq. 10). Eq. 11-14 mix position ``j`` with
@@ -24,7 +26,7 @@ _QUERIES = ('gap', 'cam', 'none')
 _NORMALISERS = ('relu_l1', 'softmax')
 
 
-def spatial_attention(z: Tensor, *, u: str = 'gap', h: str = 'relu_l1',
+def spatial_attention(z: Tensor, *, u: str | Tensor = 'gap', h: str = 'relu_l1',
                       classifier_weight: Tensor | None = None,
                       y: Tensor | None = None) -> Tensor:
     """Attention over positions, eq. 10: ``a = h(z^T u)`` per example.
@@ -34,7 +36,8 @@ def spatial_attention(z: Tensor, *, u: str = 'gap', h: str = 'relu_l1',
         u: the query vector, per example:
             ``'gap'``: global average pooling of ``z`` over positions, ``[m, d]``;
             ``'cam'``: class activation query ``W^T y`` (needs ``classifier_weight`` and ``y``);
-            ``'none'``: no attention, ``a = 1/r`` everywhere (``h`` is then unused).
+            ``'none'``: no attention, ``a = 1/r`` everywhere (``h`` is then unused);
+            a tensor ``[m, d]``: the query itself (e.g. a ViT's class token).
         h: ``'relu_l1'``: ``relu`` then divide by the sum over positions (an example whose map is
             all ``<= 0``, or sums to under ``eps**2``, gets the uniform ``1/r``, never NaN);
             ``'softmax'``: softmax over positions.
@@ -44,16 +47,20 @@ def spatial_attention(z: Tensor, *, u: str = 'gap', h: str = 'relu_l1',
     Returns:
         ``a``: ``[m, r]`` (float32 or wider), each row on the simplex.
     """
-    if u not in _QUERIES:
-        raise ValueError(f'u must be one of {_QUERIES}, got {u!r}')
+    given = isinstance(u, Tensor)
+    if not given and u not in _QUERIES:
+        raise ValueError(f'u must be one of {_QUERIES} or a [m, d] tensor, got {u!r}')
     if h not in _NORMALISERS:
         raise ValueError(f'h must be one of {_NORMALISERS}, got {h!r}')
     check_shape('z', z, (None, None, None))
     m, d, r = z.shape
     z = upcast(z)
-    if u == 'none':
+    if given:
+        check_shape('u', u, (m, d))
+        query = u.to(z.dtype)
+    elif u == 'none':
         return z.new_full((m, r), 1.0 / r)
-    if u == 'gap':
+    elif u == 'gap':
         query = z.mean(-1)                                                    # [m, d]
     else:
         if classifier_weight is None or y is None:

@@ -1,4 +1,7 @@
-"""MultiMix: interpolate ``n`` points from ``m`` embeddings at once (paper sec. 3.3, eq. 6-7)."""
+"""MultiMix: interpolate ``n`` points from ``m`` embeddings at once (paper sec. 3.2, eq. 6-7).
+
+Section and equation numbers: the paper's ICLR-format arXiv text (2206.14868); docs/fidelity.md.
+"""
 from __future__ import annotations
 
 from torch import Tensor

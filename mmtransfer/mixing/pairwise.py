@@ -1,7 +1,7 @@
 """Pairwise baselines: input mixup, manifold mixup and cutmix, in the same functional style.
 
 Each operation is split into its random draw and its application, so that one draw can be
-applied to two views (the student's and the EMA teacher's, paper sec. 3.4 / appendix):
+applied to two views (the student's and the EMA teacher's, paper sec. 3.3 / appendix):
 ``pair_mix`` applies ``(lam, index)``; ``sample_cutmix_box`` draws a box and ``paste_box``
 applies it.
 """

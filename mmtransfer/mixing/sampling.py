@@ -1,10 +1,12 @@
 """Interpolation factors: Dirichlet for MultiMix, Beta for the pairwise baselines.
 
-MultiMix (Venkataramanan et al., NeurIPS 2023, sec. 3.3) draws each column of the
+MultiMix (Venkataramanan et al., sec. 3.2 of the ICLR-format text) draws each column of the
 interpolation matrix ``Lambda`` (``[m, n]``) from ``Dir(alpha * 1_m)``, with ``alpha`` itself
-drawn per column from ``U[lo, hi]``. Sampling uses Gamma variates: if ``g_i ~ Gamma(alpha_k)``
-independently then ``g / sum(g) ~ Dir(alpha_k * 1_m)``, so the whole ``[m, n]`` matrix is one
-vectorised ``torch._standard_gamma`` call with per-column concentration.
+drawn per column from ``U[lo, hi]`` (sec. 4.4: "for every interpolation vector (column of
+Lambda)"; the appendix says "for each example": docs/fidelity.md). Sampling uses Gamma
+variates: if ``g_i ~ Gamma(alpha_k)`` independently then ``g / sum(g) ~ Dir(alpha_k * 1_m)``, so
+the whole ``[m, n]`` matrix is one vectorised ``torch._standard_gamma`` call with per-column
+concentration.
 
 Reproducibility with a ``generator``: ``torch._standard_gamma`` takes no generator, so a
 64-bit seed is drawn from ``generator`` and the sampling runs on the global RNG of the target
@@ -78,7 +80,7 @@ def sample_lambda(m: int, n: int, alpha: Alpha = (0.5, 2.0), *,
                   generator: torch.Generator | None = None,
                   device: torch.device | str | None = None,
                   dtype: torch.dtype | None = None) -> Tensor:
-    """Sample the MultiMix interpolation matrix ``Lambda`` (paper sec. 3.3, eq. 6-7).
+    """Sample the MultiMix interpolation matrix ``Lambda`` (paper sec. 3.2, eq. 6-7).
 
     Column ``k`` is drawn from ``Dir(alpha_k * 1_m)``; ``alpha_k ~ U[lo, hi]`` independently per
     column when ``alpha = (lo, hi)``, and ``alpha_k = alpha`` for a number. Every column lies on
@@ -112,7 +114,7 @@ def sample_lambda_dense(m: int, n: int, r: int, alpha: Alpha = (0.5, 2.0), *,
                         generator: torch.Generator | None = None,
                         device: torch.device | str | None = None,
                         dtype: torch.dtype | None = None) -> Tensor:
-    """Sample one ``Lambda_j`` per spatial position for dense MultiMix (paper eq. 11-14).
+    """Sample one ``Lambda_j`` per spatial position for dense MultiMix (paper sec. 3.4, eq. 11-14).
 
     All ``r * n`` columns come from a single :func:`sample_lambda` call ``[m, r * n]``, viewed
     as ``[m, r, n]`` and transposed, so ``Lambda[j][:, k]`` is column ``j * n + k`` of that draw.

@@ -15,6 +15,39 @@ from torch import Tensor, nn
 NUM_BLOCKS = 4
 
 
+class MapEncoder(nn.Module):
+    """What the pretrainer asks of an encoder besides ``forward(x, start=0, end=4)`` and
+    ``out_channels``; here for the convolutional encoders, whose every block output is a
+    feature map ``[m, d, h, w]``. The ViT encoder (:mod:`mmtransfer.models.vit`) answers the
+    same questions about its token sequences.
+    """
+
+    #: ``dense_pool`` must divide the grid (a token belongs to one window): ViT, not CNNs,
+    #: whose last window is clipped (``ceil_mode``) as the paper's 7 -> 4 pooling needs.
+    whole_windows = False
+
+    def pool(self, z: Tensor) -> Tensor:
+        """The pooled embedding the classifier reads: ``[m, d, h, w] -> [m, d]`` (GAP)."""
+        return z.mean((2, 3))
+
+    def positions(self, h: Tensor) -> Tensor:
+        """A block output's spatial positions as a map ``[m, d, h, w]`` (here: itself)."""
+        return h
+
+    def with_positions(self, h: Tensor, maps: Tensor, w: Tensor) -> Tensor:
+        """The block output of ``n`` dense mixtures whose positions are ``maps [n, d, h, w]``,
+        mixed per position with ``w [r, m, n]`` from ``h``'s; a map has nothing else to mix."""
+        return maps
+
+    def class_token(self, h: Tensor) -> Tensor | None:
+        """``[m, d]``: the class token of a block output, ``None`` for a network without one."""
+        return None
+
+    def check_image_size(self, size: int) -> None:
+        """``ValueError`` naming the size when the network cannot take ``size x size`` images
+        (a convolutional network takes any; a too-small one is caught by its empty grid)."""
+
+
 def block_range(start: int, end: int) -> range:
     """Blocks ``start+1 .. end`` that a ``forward(x, start, end)`` runs; checks
     ``0 <= start <= end <= 4``."""
@@ -79,7 +112,7 @@ def build_torchvision_resnet(arch: str, width: int = 64,
     return net
 
 
-class ResNetEncoder(nn.Module):
+class ResNetEncoder(MapEncoder):
     """torchvision ResNet without ``avgpool`` and ``fc``.
 
     Args:

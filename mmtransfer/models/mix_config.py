@@ -28,7 +28,7 @@ METHODS = {
     'distill': ('multimix', False, True),
     'dense_distill': ('multimix', True, True),
 }
-ATTENTION_U = ('gap', 'cam', 'none')
+ATTENTION_U = ('gap', 'cam', 'none', 'token')
 ATTENTION_H = ('relu_l1', 'softmax')
 TEACHER_ATTENTION = ('own', 'student')
 
@@ -54,7 +54,9 @@ class MixConfig:
         pair_alpha: ``lambda ~ Beta(pair_alpha, pair_alpha)`` for mixup / CutMix / manifold mixup.
         manifold_blocks: blocks manifold mixup draws from uniformly (Verma et al.: 0, 1, 2).
         attention_u, attention_h: dense MultiMix's spatial attention (eq. 10): u in
-            ``gap | cam | none``, h in ``relu_l1 | softmax`` (paper: gap, relu_l1).
+            ``gap | cam | none | token``, h in ``relu_l1 | softmax`` (paper: gap, relu_l1).
+            ``token`` is a ViT's class token at the mixing block (our default for ViT-S/16:
+            the image embedding its classifier reads, as GAP is a CNN's).
         dense_resolution: side of the dense grid by adaptive average pooling of the embedding
             (ours: overlapping windows when the side does not divide, 7 -> 4 or 2); ``None`` =
             the native feature map (7 at 224 px).
@@ -68,8 +70,8 @@ class MixConfig:
             it trains the attention to gather the examples on a few positions (a mixed point of
             m = 64 then holds ~10 effective examples instead of ~35); with MultiMix on every
             batch (``prob=1``, measured at ``alpha=0.1``) that kept the classifier near chance
-            where ``True`` learned (README, "The gradient through the attention collapses it";
-            ``benchmarks/learning_probe.py``).
+            where ``True`` learned (docs/findings.md, "The gradient through the attention
+            collapses it"; ``benchmarks/learning_probe.py``).
         teacher_attention: dense distillation: ``'own'`` (the paper) mixes the teacher's
             logits with weights built from the teacher's attention on its own embedding and the
             same Lambda; ``'student'`` reuses the student's weights (the pre-fidelity behaviour,
@@ -85,7 +87,7 @@ class MixConfig:
         start_iter: the first training iteration (0-based, mmengine's ``runner.iter``) that
             mixes; the earlier ones train on unmixed images (cross-entropy, and with
             distillation ``H(P', P)`` on unmixed predictions). Paper: 0. The CPU demo mixes only
-            in the second half of its 1,000 steps (README, "The demo"), as mmdet's TOOD head
+            in the second half of its 1,000 steps (docs/demo.md), as mmdet's TOOD head
             keeps its warm-up assigner for its first epochs.
     """
 

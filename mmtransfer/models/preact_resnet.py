@@ -26,7 +26,13 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmtransfer.models.encoder import block_range, check_last_stride, check_width, unstride_
+from mmtransfer.models.encoder import (
+    MapEncoder,
+    block_range,
+    check_last_stride,
+    check_width,
+    unstride_,
+)
 
 PREACT_LAYOUTS = {(2, 2, 2, 2): 'preactresnet18'}
 
@@ -54,7 +60,7 @@ class PreActBlock(nn.Module):
         return out + shortcut
 
 
-class PreActResNetEncoder(nn.Module):
+class PreActResNetEncoder(MapEncoder):
     """PreActResNet-18 without its pooling and ``linear`` classifier.
 
     Args:

@@ -73,21 +73,30 @@ class Mixed:
     """One network's output on one view under a draw.
 
     Attributes:
-        logits: mixed logits, ``[n, c]`` or ``[n, c, r]`` (dense loss).
+        mixed: mixed logits, ``[n, c]`` or ``[n, c, r]`` (dense loss); ``None`` with ``base``.
         w, s: dense MultiMix's renormalised weights ``[r, m, n]`` and column sums ``[n, r]``
             on the loss grid (eq. 11-14).
         mix_w: the weights applied at the mixing block (``w`` itself at block 4).
+        base: dense MultiMix at block 4: the unmixed per-position logits ``[m, c, r]``. The
+            loss mixes them with ``w`` a block of positions at a time
+            (:mod:`mmtransfer.mixing.dense_chunked`), never holding the ``[n, c, r]`` whole.
     """
 
-    logits: Tensor
+    mixed: Tensor | None
     w: Tensor | None = None
     s: Tensor | None = None
     mix_w: Tensor | None = None
+    base: Tensor | None = None
+
+    @property
+    def logits(self) -> Tensor:
+        """The mixed logits; built here (``[n, c, r]``) only when ``base`` defers them."""
+        return self.mixed if self.base is None else mixing.dense_mix(self.base, self.w)
 
 
 class Classifier(nn.Module):
     """``encoder`` (:func:`~mmtransfer.models.factory.build_encoder`'s ``arch``, up to block 4)
-    + global average pooling + linear ``head``: ``[m, 3, H, W] -> [m, num_classes]``."""
+    + its pooling (GAP; a ViT's class token) + linear ``head``: ``[m, 3, H, W] -> [m, c]``."""
 
     def __init__(self, arch: str, num_classes: int, last_stride: int = 2,
                  width: int | None = None):
@@ -96,7 +105,7 @@ class Classifier(nn.Module):
         self.head = LinearHead(self.encoder.out_channels, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.encoder(x).mean((2, 3)))
+        return self.head(self.encoder.pool(self.encoder(x)))
 
 
 @MODELS.register_module()
@@ -153,7 +162,7 @@ class MixPretrainer(BaseModel):
     def loss(self, inputs: Tensor, labels: Tensor, inputs2: Tensor | None = None) -> dict:
         """``H(Y~, P~)``, and with distillation ``gamma H(Y~, P~) + (1 - gamma) H(P~', P~)``
         where ``P~'`` is the teacher's prediction on the second view, mixed with the same draw
-        at the same block (sec. 3.4, 4.4)."""
+        at the same block (sec. 3.3, 4.4)."""
         cfg = self.mix
         if cfg.distill and inputs2 is None:
             raise ValueError('distillation needs a second view: set the dataset num_views=2')
@@ -165,9 +174,13 @@ class MixPretrainer(BaseModel):
         with torch.no_grad():  # stop-gradient: the teacher's own view, the same draw
             shared_w = student.mix_w if cfg.teacher_attention == 'student' else None
             teacher = self._forward_mixed(self.teacher.module, inputs2, labels, draw, shared_w)
-            with _autocast_off(inputs2.device):  # softmax the target in float32
-                target = teacher.logits.float().softmax(dim=1)
-        loss_distill = self._soft_loss(student.logits, target, student.s)
+        if student.base is not None:  # dense at block 4: both mixed inside the loss
+            loss_distill = mixing.dense_mixed_soft_cross_entropy(
+                student.base, student.w, student.s, teacher.base, teacher.w)
+        else:
+            with torch.no_grad(), _autocast_off(inputs2.device):  # the target in float32
+                target = teacher.mixed.float().softmax(dim=1)
+            loss_distill = self._soft_loss(student.mixed, target, student.s)
         return dict(loss_cls=cfg.gamma * loss_cls, loss_distill=(1 - cfg.gamma) * loss_distill)
 
     def _draw(self, x: Tensor) -> MixDraw:
@@ -224,49 +237,60 @@ class MixPretrainer(BaseModel):
         h = net.encoder(x, 0, draw.block)
         lam = self._lambda(draw, x.shape[0], None, x.device)                    # [m, n]
         if draw.block == NUM_BLOCKS:
-            logits = net.head(h.mean((2, 3)))                                    # [m, c]
+            logits = net.head(net.encoder.pool(h))                               # [m, c]
             with _autocast_off(x.device):  # mixed logits (and so targets) in float32
                 return Mixed(mixing.mix(logits.float(), lam.float()))
         z = net.encoder(mixing.mix(h, lam), draw.block)
-        return Mixed(net.head(z.mean((2, 3))))
+        return Mixed(net.head(net.encoder.pool(z)))
 
     def _dense_multimix(self, net: Classifier, x: Tensor, labels: Tensor, draw: MixDraw,
                         shared_w: Tensor | None = None) -> Mixed:
         """Dense MultiMix, eq. 10-14, at ``draw.block`` (1..4) with ``net``'s own attention on
         its own feature maps (or ``shared_w``, weights already built from another network's)."""
-        block = draw.block
-        h = net.encoder(x, 0, block)
+        block, encoder = draw.block, net.encoder
+        h = encoder(x, 0, block)
+        maps = encoder.positions(h)                                                # [m, d, h, w]
         if block == NUM_BLOCKS:
-            h = self._dense_grid(h)
-        grid = tuple(h.shape[-2:])
-        w, s = (shared_w, None) if shared_w is not None else self._dense_weights(net, h, labels,
-                                                                                  draw)
-        if block == NUM_BLOCKS:
-            logits = net.head(h.flatten(2))                                        # [m, c, r]
-            with _autocast_off(x.device):  # mixed logits (and so targets) in float32
-                return Mixed(mixing.dense_mix(logits.float(), w.float()), w, s, w)
+            maps = self._dense_grid(maps)
+        grid = tuple(maps.shape[-2:])
+        w, s = (shared_w, None) if shared_w is not None else self._dense_weights(
+            net, maps, labels, draw, encoder.class_token(h))
+        if block == NUM_BLOCKS:  # mixed inside the loss, in float32
+            logits = net.head(maps.flatten(2))                                     # [m, c, r]
+            return Mixed(None, w, s, w, base=logits.float())
         # An earlier block: mix the maps per position, run the rest of the network on the n
         # mixtures, and average the weights down to the embedding grid for the loss.
-        h_mix = mixing.dense_mix(h.flatten(2), w.to(h.dtype)).reshape(w.shape[-1], -1, *grid)
-        z = self._dense_grid(net.encoder(h_mix, block))                            # [n, d, h', w']
+        maps_mix = mixing.dense_mix(maps.flatten(2), w.to(maps.dtype)).reshape(
+            w.shape[-1], -1, *grid)
+        z = encoder(encoder.with_positions(h, maps_mix, w), block)
+        z = self._dense_grid(encoder.positions(z))                                 # [n, d, h', w']
         out = tuple(z.shape[-2:])
         w_out = mixing.pool_positions(w, grid, out, dim=0)
         s_out = None if s is None else mixing.pool_positions(s, grid, out, dim=1)
         return Mixed(net.head(z.flatten(2)), w_out, s_out, w)
 
-    def _dense_weights(self, net: Classifier, h: Tensor, labels: Tensor,
-                       draw: MixDraw) -> tuple[Tensor, Tensor]:
+    def _dense_weights(self, net: Classifier, h: Tensor, labels: Tensor, draw: MixDraw,
+                       class_token: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Eq. 10-13 on ``net``'s own maps ``h [m, d, h, w]``: attention ``a [m, r]``, then the
-        renormalised ``M^_j`` and ``s`` for the draw's Lambda: ``([r, m, n], [n, r])``."""
+        renormalised ``M^_j`` and ``s`` for the draw's Lambda: ``([r, m, n], [n, r])``.
+        ``class_token [m, d]`` is the query ``u`` of ``attention_u='token'`` (a ViT's)."""
         cfg = self.mix
         with _autocast_off(h.device):  # in float32 (or wider) under mixed precision
-            z = h.flatten(2).to(torch.promote_types(h.dtype, torch.float32))        # [m, d, r]
+            wide = torch.promote_types(h.dtype, torch.float32)
+            z = h.flatten(2).to(wide)                                               # [m, d, r]
             head_w = net.head.weight
+            u = cfg.attention_u
+            if u == 'token':
+                if class_token is None:
+                    raise ValueError("mix.attention_u='token' needs an encoder with a class "
+                                     'token (vit_s16)')
+                u = class_token.to(wide)                                            # [m, d]
             if cfg.detach_attention:
                 z, head_w = z.detach(), head_w.detach()
+                u = u.detach() if isinstance(u, Tensor) else u
             onehot = (F.one_hot(labels, self.num_classes).to(z.dtype)
                       if cfg.attention_u == 'cam' else None)
-            attn = mixing.spatial_attention(z, u=cfg.attention_u, h=cfg.attention_h,
+            attn = mixing.spatial_attention(z, u=u, h=cfg.attention_h,
                                             classifier_weight=head_w, y=onehot)
             lam = self._lambda(draw, z.shape[0], z.shape[-1], h.device)             # [r, m, n]
             return mixing.dense_mixing_weights(lam, attn.float())
@@ -274,25 +298,28 @@ class MixPretrainer(BaseModel):
     def _label_loss(self, mixed: Mixed, labels: Tensor, draw: MixDraw) -> Tensor:
         """``H(Y~, P~)`` with the targets mixed by the draw (gathered at the m labels)."""
         if draw.kind == 'multimix':
+            if mixed.base is not None:
+                return mixing.dense_mixed_label_cross_entropy(mixed.base, labels, mixed.w,
+                                                              mixed.s)
             if self.mix.dense:
-                return mixing.dense_label_cross_entropy(mixed.logits, labels, mixed.w, mixed.s)
-            return mixing.mixed_label_cross_entropy(mixed.logits, labels, draw.lam)
+                return mixing.dense_label_cross_entropy(mixed.mixed, labels, mixed.w, mixed.s)
+            return mixing.mixed_label_cross_entropy(mixed.mixed, labels, draw.lam)
         y = F.one_hot(labels, self.num_classes).float()
         if draw.kind != 'none':
             y = mixing.pair_mix(y, draw.pair_lam, draw.index)
-        return self._soft_loss(mixed.logits, y)
+        return self._soft_loss(mixed.mixed, y)
 
     def _logits(self, net: Classifier, z: Tensor, dense: bool) -> Tensor:
         """Block-4 embedding ``[m, d, h, w]`` -> logits ``[m, c]``, or ``[m, c, r]`` if dense."""
         if not dense:
-            return net.head(z.mean((2, 3)))
-        return net.head(self._dense_grid(z).flatten(2))
+            return net.head(net.encoder.pool(z))
+        return net.head(self._dense_grid(net.encoder.positions(z)).flatten(2))
 
     def _dense_grid(self, z: Tensor) -> Tensor:
         """The embedding on the dense grid: native, ``k x k`` average pooling with stride k
         (``dense_pool``), or adaptive average pooling to ``dense_resolution``."""
         cfg = self.mix
-        check_dense_grid(cfg, tuple(z.shape[-2:]))
+        check_dense_grid(cfg, tuple(z.shape[-2:]), self.student.encoder.whole_windows)
         if cfg.dense_pool is not None:
             return F.avg_pool2d(z, cfg.dense_pool, ceil_mode=True)
         if cfg.dense_resolution is None:
@@ -311,9 +338,11 @@ class MixPretrainer(BaseModel):
         return mixing.dense_cross_entropy(logits, target, s)
 
 
-def check_dense_grid(mix: MixConfig, embedding_grid: tuple[int, int]) -> None:
+def check_dense_grid(mix: MixConfig, embedding_grid: tuple[int, int],
+                     whole_windows: bool = False) -> None:
     """``ValueError`` naming the key when the ``(h, w)`` embedding grid leaves no dense grid
-    under ``mix``: a pooling kernel or resolution larger than the map, or an empty map."""
+    under ``mix``: a pooling kernel or resolution larger than the map, an empty map, or, with
+    ``whole_windows`` (a ViT's token grid), a ``dense_pool`` that does not divide the grid."""
     if min(embedding_grid) < 1:
         raise ValueError(f'the embedding grid is empty ({tuple(embedding_grid)}): the images '
                          'are too small for this network')
@@ -321,6 +350,11 @@ def check_dense_grid(mix: MixConfig, embedding_grid: tuple[int, int]) -> None:
         if value is not None and value > min(embedding_grid):
             raise ValueError(f'mix.{key}={value} is larger than the feature map '
                              f'{tuple(embedding_grid)}')
+    if whole_windows and mix.dense_pool is not None and any(
+            side % mix.dense_pool for side in embedding_grid):
+        raise ValueError(f'mix.dense_pool={mix.dense_pool} does not divide the '
+                         f'{embedding_grid[0]}x{embedding_grid[1]} token grid: a token is in '
+                         'one window only (choose a divisor of the grid side)')
 
 
 def embedding_grid(arch: str, size: int, width: int | None = None,
@@ -328,9 +362,11 @@ def embedding_grid(arch: str, size: int, width: int | None = None,
     """``(h, w)`` of block 4 for ``size x size`` images: a forward pass on the meta device
     (shapes only, no memory, no arithmetic). ``ValueError`` when the images are too small for
     the network to produce any."""
-    encoder = build_encoder(arch, width=width, last_stride=last_stride).to('meta')
+    with torch.device('meta'):
+        encoder = build_encoder(arch, width=width, last_stride=last_stride)
+    encoder.check_image_size(size)
     try:
-        z = encoder(torch.empty(1, 3, size, size, device='meta'))
+        z = encoder.positions(encoder(torch.empty(1, 3, size, size, device='meta')))
     except RuntimeError as err:
         raise ValueError(f'{size} px images are too small for {arch}: {err}') from None
     return tuple(z.shape[-2:])

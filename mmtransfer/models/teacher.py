@@ -1,4 +1,4 @@
-"""The EMA teacher of MultiMix's self-distillation (paper, sec. 3.4).
+"""The EMA teacher of MultiMix's self-distillation (paper, sec. 3.3).
 
 Built on mmengine's :class:`~mmengine.model.ExponentialMovingAverage` (same momentum
 convention, same checkpoint layout) with a fused, sync-free update:

@@ -24,7 +24,7 @@ import re
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmtransfer.models.encoder import block_range, check_last_stride, unstride_
+from mmtransfer.models.encoder import MapEncoder, block_range, check_last_stride, unstride_
 
 WRN_NAME = re.compile(r'wrn(\d+)_(\d+)')
 
@@ -62,7 +62,7 @@ class WideBasic(nn.Module):
         return out + self.shortcut(x)
 
 
-class WideResNetEncoder(nn.Module):
+class WideResNetEncoder(MapEncoder):
     """WRN-``depth``-``k`` without its pooling and ``linear`` classifier.
 
     Args:

@@ -400,6 +400,7 @@ def _cli(*args):
                           capture_output=True, text=True, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_cli(tmp_path):
     small = ['--cls-train-per-class', '1', '--cls-val-per-class', '1', '--cls-ood-per-shape', '1',
              '--det-trainval07', '2', '--det-trainval12', '1', '--det-test07', '2']

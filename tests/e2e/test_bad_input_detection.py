@@ -45,6 +45,15 @@ def test_backbone_of_another_depth(workspace):
     assert not (workspace / 'wd').exists()  # stopped before the Runner made the work dir
 
 
+def test_a_vit_backbone_given_to_the_resnet_detector(workspace):
+    from mmtransfer.models import build_encoder
+
+    torch.save(build_encoder('vit_s16').state_dict(), workspace / 'vit.pth')
+    _fails([DEMO_VOC, '--backbone', 'vit.pth', '--work-dir', 'wd', *FAST], workspace,
+           'vit.pth', 'a ViT backbone', 'ResNet(depth=18)', 'not in the paper')
+    assert not (workspace / 'wd').exists()
+
+
 def test_backbone_file_that_is_not_a_state_dict(workspace):
     torch.save([1, 2, 3], workspace / 'list.pth')
     _fails([DEMO_VOC, '--backbone', 'list.pth', '--work-dir', 'wd', *FAST], workspace,
@@ -73,6 +82,7 @@ def _annotated_image(json_path) -> str:
 
 
 @pytest.mark.parametrize('split', ['train', 'test'])
+@pytest.mark.slow
 def test_coco_json_pointing_at_a_missing_image(workspace, split):
     folder = 'train2017' if split == 'train' else 'val2017'
     json_path = workspace / f'data/demo/coco/annotations/instances_{folder}.json'
@@ -130,6 +140,7 @@ def _pretraining_checkpoint(path) -> None:
 
 
 @pytest.mark.parametrize('kind', ['backbone', 'pretraining'])
+@pytest.mark.slow
 def test_testing_a_file_that_is_not_a_detector_checkpoint(workspace, kind):
     """Evaluated, it would be a random detector scoring mAP 0.0 into metrics.json."""
     if kind == 'backbone':
@@ -143,6 +154,7 @@ def test_testing_a_file_that_is_not_a_detector_checkpoint(workspace, kind):
     assert not (workspace / 'wd' / 'metrics.json').exists()
 
 
+@pytest.mark.slow
 def test_a_corrupt_jpeg_in_the_training_data_names_the_file(workspace):
     voc = workspace / 'data/demo/VOCdevkit'
     for image in voc.glob('VOC20*/JPEGImages/*.jpg'):  # whichever the sampler draws first
@@ -161,6 +173,7 @@ def test_a_corrupt_jpeg_in_the_training_data_names_the_file(workspace):
      '--cfg-options train_cfg.max_iters=abc: expected a number (the config has 270)'),
     (['--cfg-options', 'bogus_top=1'], 'train.py', "'bogus_top' is not a top-level key"),
 ])
+@pytest.mark.slow
 def test_bad_paths_and_options(workspace, argv, tool, needle):
     (workspace / 'file').write_text('x')
     (workspace / 'folder.pkl').mkdir()
@@ -168,6 +181,7 @@ def test_bad_paths_and_options(workspace, argv, tool, needle):
 
 
 @pytest.mark.parametrize('tool', ['train.py', 'test.py'])
+@pytest.mark.slow
 def test_a_config_that_is_a_directory_or_has_a_syntax_error(workspace, tool):
     ckpt = ['r18.pth'] if tool == 'test.py' else []
     _fails([str(workspace), *ckpt], workspace, f'{workspace}: is a directory, not a config file',
@@ -178,6 +192,7 @@ def test_a_config_that_is_a_directory_or_has_a_syntax_error(workspace, tool):
 
 
 @pytest.mark.parametrize('bug', [False, True])
+@pytest.mark.slow
 def test_a_failing_rank_under_dist_launch(bug):
     """Two gloo ranks: rank 1 fails, rank 0 then gets gloo's "Connection closed by peer". The
     launcher shows rank 1's error line once and not the consequence; a bug keeps its

@@ -37,14 +37,17 @@ def _fails(argv, capsys, *needles):
     return run_fails([sys.executable, 'pretrain/train.py', *argv], REPO, *needles, env=ENV)
 
 
+@pytest.mark.slow
 def test_unknown_method(capsys):
     _fails(['--method', 'multimixx'], capsys, '--method', 'multimixx')
 
 
+@pytest.mark.slow
 def test_missing_data_root(tmp_path, capsys):
     _fails(['--data-root', str(tmp_path / 'nope')], capsys, str(tmp_path / 'nope'))
 
 
+@pytest.mark.slow
 def test_class_folder_without_images(two_classes, tmp_path, capsys):
     (two_classes / 'train' / 'empty_class').mkdir()
     _fails(['--data-root', str(two_classes), '--work-dir', str(tmp_path / 'wd'), *FAST], capsys,
@@ -53,6 +56,7 @@ def test_class_folder_without_images(two_classes, tmp_path, capsys):
 
 
 @pytest.mark.parametrize('workers', [0, 1])
+@pytest.mark.slow
 def test_corrupt_image_stops_naming_the_file(two_classes, tmp_path, capsys, workers):
     bad = sorted((two_classes / 'train' / 'circle').iterdir())[0]
     bad.write_bytes(bad.read_bytes()[:60])       # a truncated PNG
@@ -87,6 +91,7 @@ def test_resume_from_a_truncated_checkpoint_names_the_file(two_classes, tmp_path
             '--resume', str(ckpt), *FAST[-12:]], capsys, str(ckpt))
 
 
+@pytest.mark.slow
 def test_resume_from_a_foreign_checkpoint_names_the_file(two_classes, tmp_path, capsys):
     ckpt = tmp_path / 'foreign.pth'
     torch.save([1, 2, 3], ckpt)
@@ -94,6 +99,7 @@ def test_resume_from_a_foreign_checkpoint_names_the_file(two_classes, tmp_path, 
             str(ckpt), *FAST], capsys, str(ckpt))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_at_once_and_keeps_the_last_good_checkpoint(two_classes, tmp_path,
                                                                            capsys):
     argv = ['--data-root', str(two_classes), '--work-dir', str(tmp_path), '--arch', 'resnet18',

@@ -51,6 +51,7 @@ def test_every_method_trains_and_exports_a_backbone_the_detector_loads(method, d
     assert (tmp_path / 'backbone.safetensors').is_file()
 
 
+@pytest.mark.slow
 def test_a_run_mixes_from_start_iter_on(demo_root, tmp_path, monkeypatch):
     """The Runner posts each iteration before the model's loss: with ``start_iter=2`` the first
     two steps are unmixed and the next two mixed (what the demo's warm start relies on)."""

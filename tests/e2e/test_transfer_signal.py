@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import REPO
 
 #: VOC07 mAP points (x100), the demo's margin (issue 9). Measured by this test on a 2-core CPU,
-#: 2026-12-02: see README, "The demo".
+#: 2026-12-02: see docs/demo.md.
 MARGIN = 10.0
 #: As many classification images as the demo: the same 1,000 pretraining steps.
 SIZES = dict(cls_train_per_class=800, cls_val_per_class=10, cls_ood_per_shape=1,

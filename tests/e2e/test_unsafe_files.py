@@ -44,6 +44,7 @@ def _cli(tool, *argv):
     return [sys.executable, os.path.join(REPO, *tool.split('/')), *argv]
 
 
+@pytest.mark.slow
 def test_backbone_flag_refuses_a_pickle_that_runs_code(workspace):
     marker = workspace / 'RAN'
     evil = malicious(workspace / 'evil.pth', marker, torch.load(workspace / 'r18.pth',
@@ -53,6 +54,7 @@ def test_backbone_flag_refuses_a_pickle_that_runs_code(workspace):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_export_refuses_it(tmp_path, pretrain_checkpoint):
     marker = tmp_path / 'RAN'
     evil = malicious(tmp_path / 'evil.pth', marker, load_checkpoint(pretrain_checkpoint))
@@ -62,6 +64,7 @@ def test_export_refuses_it(tmp_path, pretrain_checkpoint):
 
 
 @pytest.mark.parametrize('check_only', [False, True])
+@pytest.mark.slow
 def test_resume_refuses_it(demo_root, tmp_path, pretrain_checkpoint, check_only):
     marker = tmp_path / 'RAN'
     evil = malicious(tmp_path / 'evil.pth', marker, load_checkpoint(pretrain_checkpoint))
@@ -82,6 +85,7 @@ def test_evaluate_refuses_it(demo_root, tmp_path, pretrain_checkpoint):
 
 
 @pytest.mark.parametrize('trust', ['0', '1'])
+@pytest.mark.slow
 def test_analyze_embeddings_refuses_it_as_backbone_and_as_checkpoint(demo_root, tmp_path,
                                                                      pretrain_checkpoint, trust):
     """Never retried with another loader, and MMTRANSFER_TRUST_CHECKPOINTS does not reach it."""
@@ -134,6 +138,7 @@ def test_test_tool_and_load_from_refuse_it(workspace):
     ['--cfg-options', 'model.backbone.init_cfg.type=Pretrained',
      'model.backbone.init_cfg.checkpoint=https://example.invalid/r50.pth'],
 ])
+@pytest.mark.slow
 def test_remote_checkpoints_are_refused_in_one_line(workspace, options):
     run_fails(_cli('tools/train.py', DEMO_VOC, '--work-dir', 'wd', *options,
                    'train_cfg.max_iters=1'), workspace,
@@ -175,6 +180,7 @@ def test_artifacts_get_the_mode_a_plain_write_would(tmp_path, pretrain_checkpoin
         assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
 
 
+@pytest.mark.slow
 def test_dist_train_with_a_missing_backbone_is_one_line_and_starts_no_rank(workspace):
     proc = subprocess.run([os.path.join(REPO, 'tools', 'dist_train.sh'), DEMO_VOC, '2',
                            '--backbone', 'missing.pth'], cwd=workspace, env=ENV,

@@ -34,6 +34,8 @@ def recorded(monkeypatch):
     spy('dense_label_cross_entropy', 2)     # w (and s)
     spy('soft_cross_entropy', 1)            # targets (pairwise, teacher)
     spy('dense_cross_entropy', 1)           # targets (dense teacher)
+    spy('dense_mixed_label_cross_entropy', 2)   # w (dense at block 4)
+    spy('dense_mixed_soft_cross_entropy', 1)    # w (dense teacher at block 4)
     return seen
 
 

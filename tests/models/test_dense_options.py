@@ -158,7 +158,7 @@ def test_bad_dense_options_name_the_key(mix, key):
 
 def test_detach_attention_keeps_the_loss_and_removes_the_attention_gradient(monkeypatch):
     """Same forward; the gradient w.r.t. the embedding loses exactly the attention path. The
-    default lets it flow (README, "The gradient through the attention collapses it")."""
+    default lets it flow (docs/findings.md, "The gradient through the attention collapses it")."""
     x, y = _batch()
     lam = mixing.sample_lambda_dense(M, N, 4, generator=torch.Generator().manual_seed(3))
     monkeypatch.setattr(mixing, 'sample_lambda_dense', lambda m, n, r, alpha, **kw: lam)
