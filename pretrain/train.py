@@ -147,13 +147,16 @@ def build_config(args):
         if args.arch in VITS:  # ViT-S has one width (the demo's is its ResNet-18's)
             cfg.model.pop('width', None)
     mix = MixConfig.from_dict(cfg.model.get('mix'))  # fail now, with the key's name, not mid-run
-    if mix.attention_u == 'token' and cfg.model.arch not in VITS:
-        raise ValueError(f"mix.attention_u='token' needs a class token: arch "
-                         f"{cfg.model.arch!r} has none (use 'gap', or arch vit_s16)")
-    # Image size and network (a ViT's patch size), and the dense grid: shapes by a forward pass
-    # on the meta device, before any work.
+    # The attention query, the image size for the network (a ViT's patch size) and the dense
+    # grid: shapes by a forward pass on the meta device, before any work.
     from mmtransfer.data.cifar import SIDE
-    from mmtransfer.models.pretrainer import check_dense_grid, embedding_grid
+    from mmtransfer.models.pretrainer import (
+        check_attention_query,
+        check_dense_grid,
+        embedding_grid,
+    )
+
+    check_attention_query(mix, cfg.model.arch)
 
     size = cfg.train_dataloader.dataset.get('size', SIDE)  # CifarDataset: 32x32 images
     grid = embedding_grid(cfg.model.arch, size, cfg.model.get('width'),

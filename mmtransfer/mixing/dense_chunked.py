@@ -55,37 +55,30 @@ def _soft_ce(logits: Tensor, w: Tensor, target_logits: Tensor, target_w: Tensor)
     return -(target * log_probs).sum(2)
 
 
-def _blockwise(fn, tensors: tuple[Tensor, ...], rest: tuple, r: int, per_position: int,
-               max_values: int) -> Tensor:
+def _blockwise(fn, tensors: tuple[Tensor, ...], rest: tuple, max_values: int) -> Tensor:
     """``fn`` over blocks of positions (the last axis of the ``[m, c, r]`` tensors, the first of
-    the ``[r, m, n]`` ones, alternately in ``tensors``), concatenated to ``[r, n]``; in float32
-    (or wider) under mixed precision too."""
+    the ``[r, m, n]`` ones, alternately in ``tensors``, logits first), concatenated to
+    ``[r, n]``; in float32 (or wider) under mixed precision too."""
+    _, c, r = tensors[0].shape
+    k = max(1, max_values // (c * tensors[1].shape[2]))                      # k * c * n values
     with torch.autocast(tensors[0].device.type, enabled=False):
-        return _blocks(fn, tensors, rest, r, per_position, max_values)
+        if k >= r:
+            return fn(*tensors, *rest)
+        grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        blocks = []
+        for start in range(0, r, k):  # a few blocks of positions, not one step per position
+            part = tuple(t[..., start:start + k] if i % 2 == 0 else t[start:start + k]
+                         for i, t in enumerate(tensors))
+            blocks.append(checkpoint(fn, *part, *rest, use_reentrant=False) if grad
+                          else fn(*part, *rest))
+        return torch.cat(blocks, 0)
 
 
-def _blocks(fn, tensors: tuple[Tensor, ...], rest: tuple, r: int, per_position: int,
-            max_values: int) -> Tensor:
-    k = max(1, max_values // max(per_position, 1))
-    if k >= r:
-        return fn(*tensors, *rest)
-    grad = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-    blocks = []
-    for start in range(0, r, k):  # a few blocks of positions, not one step per position
-        part = tuple(t[..., start:start + k] if i % 2 == 0 else t[start:start + k]
-                     for i, t in enumerate(tensors))
-        blocks.append(checkpoint(fn, *part, *rest, use_reentrant=False) if grad
-                      else fn(*part, *rest))
-    return torch.cat(blocks, 0)
-
-
-def _check(logits: Tensor, w: Tensor, s: Tensor) -> tuple[int, int, int, int]:
+def _check(logits: Tensor, w: Tensor, s: Tensor) -> None:
     check_shape('logits', logits, (None, None, None))
-    m, c, r = logits.shape
+    m, _, r = logits.shape
     check_shape('w', w, (r, m, None))
-    n = w.shape[2]
-    check_shape('s', s, (n, r))
-    return m, c, r, n
+    check_shape('s', s, (w.shape[2], r))
 
 
 def dense_mixed_label_cross_entropy(logits: Tensor, labels: Tensor, w: Tensor, s: Tensor,
@@ -103,9 +96,9 @@ def dense_mixed_label_cross_entropy(logits: Tensor, labels: Tensor, w: Tensor, s
     Returns:
         Scalar loss (float32 or wider).
     """
-    m, c, r, n = _check(logits, w, s)
-    _check_labels(labels, m)
-    ce = _blockwise(_label_ce, (logits, w), (labels,), r, c * n, max_values)     # [r, n]
+    _check(logits, w, s)
+    _check_labels(labels, logits.shape[0])
+    ce = _blockwise(_label_ce, (logits, w), (labels,), max_values)               # [r, n]
     return _position_mean(ce.t(), s)
 
 
@@ -125,8 +118,8 @@ def dense_mixed_soft_cross_entropy(logits: Tensor, w: Tensor, s: Tensor, target_
     Returns:
         Scalar loss (float32 or wider).
     """
-    m, c, r, n = _check(logits, w, s)
-    check_shape('target_logits', target_logits, (m, c, r))
-    check_shape('target_w', target_w, (r, m, n))
-    ce = _blockwise(_soft_ce, (logits, w, target_logits, target_w), (), r, c * n, max_values)
+    _check(logits, w, s)
+    check_shape('target_logits', target_logits, tuple(logits.shape))
+    check_shape('target_w', target_w, tuple(w.shape))
+    ce = _blockwise(_soft_ce, (logits, w, target_logits, target_w), (), max_values)
     return _position_mean(ce.t(), s)

@@ -27,8 +27,8 @@ from torch import Tensor, nn
 from mmtransfer import mixing
 from mmtransfer.data.imagefolder import MultiViewDataPreprocessor  # registers it too
 from mmtransfer.models.encoder import NUM_BLOCKS, LinearHead
-from mmtransfer.models.factory import build_encoder
-from mmtransfer.models.mix_config import MixConfig
+from mmtransfer.models.factory import VITS, build_encoder
+from mmtransfer.models.mix_config import MixConfig, MixConfigError
 from mmtransfer.models.teacher import EMATeacher
 
 
@@ -139,6 +139,7 @@ class MixPretrainer(BaseModel):
         self.mix = MixConfig.from_dict(mix)
         self.num_classes = num_classes
         self.student = Classifier(arch, num_classes, last_stride, width)
+        check_attention_query(self.mix, arch)
         if channels_last:
             self.student.to(memory_format=torch.channels_last)
         self.teacher = EMATeacher(self.student, self.mix.ema_momentum) if self.mix.distill else None
@@ -280,10 +281,7 @@ class MixPretrainer(BaseModel):
             z = h.flatten(2).to(wide)                                               # [m, d, r]
             head_w = net.head.weight
             u = cfg.attention_u
-            if u == 'token':
-                if class_token is None:
-                    raise ValueError("mix.attention_u='token' needs an encoder with a class "
-                                     'token (vit_s16)')
+            if u == 'token':  # the encoder has one (checked at construction)
                 u = class_token.to(wide)                                            # [m, d]
             if cfg.detach_attention:
                 z, head_w = z.detach(), head_w.detach()
@@ -336,6 +334,14 @@ class MixPretrainer(BaseModel):
         if s is None:
             s = logits.new_ones(logits.shape[0], logits.shape[2])
         return mixing.dense_cross_entropy(logits, target, s)
+
+
+def check_attention_query(mix: MixConfig, arch: str) -> None:
+    """:class:`MixConfigError` when ``attention_u='token'`` asks ``arch`` for a class token it
+    does not have (only the ViTs have one)."""
+    if mix.attention_u == 'token' and arch not in VITS:
+        raise MixConfigError(f"mix.attention_u='token' needs a class token: arch {arch!r} "
+                             "has none (use 'gap', or arch vit_s16)")
 
 
 def check_dense_grid(mix: MixConfig, embedding_grid: tuple[int, int],

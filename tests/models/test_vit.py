@@ -87,6 +87,9 @@ def test_bad_sizes_and_grids_are_named():
     check_dense_grid(MixConfig(method='dense', dense_pool=4), (7, 7))  # a CNN's clipped window
     with pytest.raises(ValueError, match='fixed width'):
         build_encoder('vit_s16', width=32)
+    with pytest.raises(ValueError, match="attention_u='token' needs a class token: arch "
+                                         "'resnet18' has none"):
+        MixPretrainer('resnet18', num_classes=C, mix=dict(method='dense', attention_u='token'))
 
 
 # ------------------------------------------------------------------ dense MultiMix on tokens
