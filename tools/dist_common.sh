@@ -16,12 +16,13 @@
 #                printed by every rank is shown once, and torchrun's own log lines and failure
 #                report (closing signals, ChildFailedError and its banner) are dropped; a rank
 #                lost for good is said in one `error:` line. --debug shows everything. Exit
-#                status: 128 + the signal when SIGTERM / SIGUSR1 / SIGINT came to this script,
-#                else 2 when a rank failed with an `error:` line, else torchrun's.
-# Signals: SIGTERM and SIGUSR1 (slurm's --signal, preemption, the time limit), to this script or
-# to every process of the job, are passed on to every rank by torchrun: training writes a
-# checkpoint at the end of the current iteration and stops (docs/fault-tolerance.md). torchrun
-# waits TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds (default 30) before it kills the ranks.
+#                status: 128 + the signal when SIGTERM / SIGUSR1 / SIGINT / SIGHUP came to this
+#                script, else 2 when a rank failed with an `error:` line, else torchrun's.
+# Signals: SIGTERM and SIGUSR1 (slurm's --signal, preemption, the time limit), to this script, to
+# its process group or to every process of the job, are passed on to every rank by torchrun:
+# training writes a checkpoint at the end of the current iteration and stops
+# (docs/fault-tolerance.md). torchrun waits TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds (default 30)
+# before it kills the ranks. SIGINT and SIGHUP are passed on too.
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ -z "${PYTHON:-}" ]; then
     if [ -x "$REPO_ROOT/.venv/bin/python" ]; then PYTHON="$REPO_ROOT/.venv/bin/python"; else PYTHON=python; fi
@@ -43,13 +44,14 @@ check_max_restarts() {
     fi
 }
 
-# Waits for the background process PID, passing SIGTERM, SIGUSR1 and SIGINT on to it (bash runs
-# a trap only between commands, never while a foreground command runs: hence the background).
-# Sets SIGNALLED to the number of the last signal passed on; returns PID's exit status.
+# Waits for the background process PID, passing SIGTERM, SIGUSR1, SIGINT and SIGHUP on to it
+# (bash runs a trap only between commands, never while a foreground command runs: hence the
+# background). Sets SIGNALLED to the number of the last signal passed on; returns PID's exit
+# status.
 wait_passing_signals() {
     local pid=$1 sig
     SIGNALLED=0
-    for sig in TERM USR1 INT; do
+    for sig in TERM USR1 INT HUP; do
         # shellcheck disable=SC2064  # $pid and $sig now
         trap "SIGNALLED=$(kill -l "$sig"); kill -s $sig $pid 2>/dev/null" "$sig"
     done
@@ -66,7 +68,12 @@ dist_launch() {
     PYTHONPATH="$REPO_ROOT:${PYTHONPATH:-}" "$PYTHON" "$script" "$@" --check-only || exit $?
     local debug=0 arg
     for arg in "$@"; do [ "$arg" = --debug ] && debug=1; done
-    local torchrun=("$PYTHON" -m torch.distributed.run
+    # torchrun in a process group of its own: a signal to this script's group (kill -- -PGID, a
+    # terminal's Ctrl-C) then reaches it once, passed on by wait_passing_signals. Twice, the
+    # second interrupts torchrun's shutdown, and it sends the ranks SIGTERM in its place.
+    local own_group='import os, sys; os.setpgid(0, 0)
+os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", *sys.argv[1:]])'
+    local torchrun=("$PYTHON" -c "$own_group"
         --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}"
         --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}"
         --max-restarts="$MAX_RESTARTS" --signals-to-handle=SIGTERM,SIGINT,SIGHUP,SIGQUIT,SIGUSR1

@@ -11,6 +11,7 @@ that the lr is the config's 0.01 on 2 processes and follows the global batch on 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,6 +128,27 @@ def test_sigusr1_writes_a_checkpoint_mid_epoch_that_resumes_exactly_here_and_on_
     # 12 samples of epoch 2 trained: 4 of its 6 batches of 3 are left out
     assert end['meta']['iter'] == 5 + 2 and end['meta']['epoch'] == 2
     assert end['optimizer']['param_groups'][0]['lr'] == pytest.approx(0.005)
+
+
+@pytest.mark.slow
+def test_a_signal_to_the_launchers_process_group_reaches_torchrun_once(data, tmp_path):
+    """torchrun is in a process group of its own, so SIGUSR1 to the launcher's group reaches it
+    once, passed on by the launcher. Twice (directly and passed on), the second interrupts
+    torchrun's shutdown, which then sends the ranks SIGTERM in place of SIGUSR1 (it did in CI:
+    'checkpoint written ... on SIGTERM'). --debug shows torchrun's own log lines."""
+    proc = _launch(29571, _args(data, tmp_path, '--debug'), fault='wait:5')
+    deadline = time.monotonic() + 300
+    while not (tmp_path / 'waiting').exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGUSR1)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGUSR1, err[-3000:]
+    received = re.findall(r'Received (\d+) death signal', err)
+    sent = re.findall(r'closing signal (\w+)', err)
+    assert received == [str(int(signal.SIGUSR1))], err[-3000:]
+    assert sent == ['SIGUSR1', 'SIGUSR1'], err[-3000:]  # one to each rank
+    assert f'checkpoint written at iteration 5 on SIGUSR1: {tmp_path / "iter_5.pth"}' in err
 
 
 def _run_one_process(args) -> list[str]:
