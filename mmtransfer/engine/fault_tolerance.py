@@ -49,6 +49,11 @@ class FaultToleranceHook(Hook):
     ``num_workers=0``; the samples of a rank are every ``world``-th of one permutation, so this
     holds on another world size too, up to a partial batch).
 
+    **Kept checkpoints.** With ``max_keep_ckpts > 0`` on the ``CheckpointHook``, a checkpoint a
+    signal wrote is deleted once the run resumed from it has written a newer one (mmengine
+    rotates only the checkpoints its hook wrote), so that preemptions do not add a checkpoint
+    each.
+
     **Another world size.** The iteration count, the optimizer state and the schedulers continue
     as saved (a schedule in epochs continues by epoch; one in iterations by iteration count).
     With ``auto_scale_lr`` the lr follows the new global batch (it is multiplied by the ratio of
@@ -69,6 +74,8 @@ class FaultToleranceHook(Hook):
         self._epoch_start = 0  # runner.iter when this epoch started
         self._sampler_class = None
         self._in_iter = False
+        self._writing = None  # the file name of the checkpoint a signal is writing
+        self._obsolete = None  # its path in this run, deleted once a newer checkpoint exists
 
     # ---------------------------------------------------------------- signals
 
@@ -82,6 +89,8 @@ class FaultToleranceHook(Hook):
         if self._point is not None and getattr(runner, '_resume', False):
             self._resume_samples = self._point.get('epoch_samples') or 0
             self._map_world_size(runner)
+            if self._point.get('signal_file'):
+                self._obsolete = _checkpoint_path(runner, self._point['signal_file'])
         self._point = None
 
     def after_train(self, runner) -> None:
@@ -96,6 +105,7 @@ class FaultToleranceHook(Hook):
         self._in_iter = True
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._delete_obsolete(runner)
         received = self._received
         if get_world_size() > 1:
             flag = torch.tensor([received], dtype=torch.int64)
@@ -115,9 +125,12 @@ class FaultToleranceHook(Hook):
         if getattr(ckpt, 'last_ckpt', None) != path:  # not written by the hook this iteration
             if rng is not None:
                 rng.gather()  # every rank's generators, now
+            self._writing = filename
             runner.save_checkpoint(out_dir, filename, by_epoch=False, backend_args=backend_args)
+            self._writing = None
             if is_main_process():
                 write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), path)
+        self._delete_obsolete(runner, newer=path)
         barrier()  # no rank exits before the file is complete
         self._restore_handlers()
         announce(f'checkpoint written at iteration {runner.iter + 1} on {sig.name}: {path}')
@@ -132,10 +145,24 @@ class FaultToleranceHook(Hook):
         if self._in_iter and isinstance(runner.train_loop, EpochBasedTrainLoop):  # mid-epoch
             done = self._skipped + runner.iter + 1 - self._epoch_start
             point['epoch_samples'] = done * point['world_size'] * point['batch_size']
+        if self._writing:
+            point['signal_file'] = self._writing
         meta[self.KEY] = point
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         self._point = (checkpoint.get('meta') or {}).get(self.KEY)
+
+    def _delete_obsolete(self, runner, newer: str | None = None) -> None:
+        """Deletes the signal's checkpoint this run resumed from once a newer one is written
+        (``newer``, else the ``CheckpointHook``'s last), where that hook keeps only
+        ``max_keep_ckpts > 0`` (rank 0)."""
+        ckpt = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        newer = newer or getattr(ckpt, 'last_ckpt', None)
+        if self._obsolete is None or ckpt is None or newer in (None, self._obsolete):
+            return
+        path, self._obsolete = self._obsolete, None
+        if ckpt.max_keep_ckpts > 0 and is_main_process() and ckpt.file_backend.isfile(path):
+            ckpt.file_backend.remove(path)
 
     def before_train_epoch(self, runner) -> None:
         loop = runner.train_loop
@@ -152,6 +179,7 @@ class FaultToleranceHook(Hook):
         sampler._skip, sampler._rng = self._skipped * batch, RNGStateHook._get()
 
     def after_train_epoch(self, runner) -> None:
+        self._delete_obsolete(runner)
         if self._sampler_class is not None:
             _index_sampler(runner.train_loop.dataloader).__class__ = self._sampler_class
             self._sampler_class = None
@@ -203,6 +231,14 @@ def _skipping(cls: type) -> type:
 
     return type(f'Skipping{cls.__name__}', (cls,),
                 dict(__iter__=__iter__, __len__=__len__, __slots__=()))
+
+
+def _checkpoint_path(runner, filename: str) -> str:
+    """Where the ``CheckpointHook`` of ``runner`` writes ``filename`` (the work dir without
+    one)."""
+    ckpt = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+    out_dir = getattr(ckpt, 'out_dir', None) or runner.work_dir
+    return join_path(out_dir, filename, backend_args=getattr(ckpt, 'backend_args', None))
 
 
 def _index_sampler(dataloader):

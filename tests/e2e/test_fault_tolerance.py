@@ -207,3 +207,34 @@ def test_sigterm_on_one_process_writes_a_checkpoint_that_resumes_exactly(data, t
     assert main(args(work, '--resume')) == 0
     _assert_same_weights(work / 'iter_4.pth',
                          load_checkpoint(tmp_path / 'straight' / 'iter_4.pth')['state_dict'])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('keep', [1, -1])
+def test_the_signals_checkpoint_is_deleted_after_a_newer_one_where_max_keep_ckpts_is_set(
+        data, tmp_path, monkeypatch, keep):
+    """SIGTERM at iteration 2 of 4 writes iter_2.pth; resumed, the run writes iter_4.pth. With
+    max_keep_ckpts=1 that deletes iter_2.pth, as the CheckpointHook deletes its own; with -1
+    (keep all) both stay."""
+    from mmtransfer.engine import FaultToleranceHook
+    from pretrain.train import main
+
+    args = _args(data, tmp_path, '--max-iters', '4', epochs=None)
+    args += [f'default_hooks.checkpoint.max_keep_ckpts={keep}']
+    after = FaultToleranceHook.after_train_iter
+
+    def signalled(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return after(self, runner, batch_idx, data_batch, outputs)
+
+    monkeypatch.setattr(FaultToleranceHook, 'after_train_iter', signalled)
+    with pytest.raises(SystemExit):
+        main(args)
+    monkeypatch.undo()
+    meta = load_checkpoint(tmp_path / 'iter_2.pth')['meta']
+    assert meta['resume_point']['signal_file'] == 'iter_2.pth'
+    assert main([*args, '--resume']) == 0
+    assert (tmp_path / 'iter_4.pth').is_file()
+    assert (tmp_path / 'iter_2.pth').exists() == (keep == -1)
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_4.pth')
