@@ -225,6 +225,54 @@ def run(main: Callable[[Sequence[str] | None], int | None],
     return code
 
 
+# The loops a Runner builds from a config key, when the key names no type.
+_DEFAULT_LOOPS = {'train_cfg': None, 'val_cfg': 'ValLoop', 'test_cfg': 'TestLoop'}
+
+
+def check_build_keys(cfg, loops: Sequence[str] = ('train_cfg', 'val_cfg', 'test_cfg')) -> None:
+    """Refuses, before the Runner is built (it writes the work dir), a key that the loop or
+    hook class built from a config dict does not take: ``--cfg-options train_cfg.bogus=1`` is
+    one ``error:`` line with no output written, where mmengine would fail on it after the log
+    folder exists. A class that takes ``**kwargs``, or that the registry of the config's scope
+    does not know, is left to mmengine."""
+    from mmengine.registry import HOOKS, LOOPS
+
+    scope = cfg.get('default_scope')
+    for key in loops:
+        loop = cfg.get(key)
+        if not loop:
+            continue
+        loop = dict(loop)
+        name = loop.pop('type', None) or _DEFAULT_LOOPS[key]
+        if name is None:  # train_cfg without a type: by_epoch picks the loop
+            name = 'EpochBasedTrainLoop' if loop.pop('by_epoch', True) else 'IterBasedTrainLoop'
+        _check_keys(LOOPS, scope, name, loop, key)
+    hooks = [(f'default_hooks.{name}', hook) for name, hook in
+             (cfg.get('default_hooks') or {}).items()]
+    hooks += [(f'custom_hooks.{i}', hook) for i, hook in enumerate(cfg.get('custom_hooks') or [])]
+    for where, hook in hooks:
+        if hasattr(hook, 'keys') and 'type' in hook:
+            hook = dict(hook)
+            _check_keys(HOOKS, scope, hook.pop('type'), hook, where)
+
+
+def _check_keys(registry, scope: str | None, name, options: dict, where: str) -> None:
+    import inspect
+
+    scope = options.pop('_scope_', scope)  # a dict's own scope (a config from a package)
+    with registry.switch_scope_and_registry(scope) as scoped:
+        cls = scoped.get(name) if isinstance(name, str) else name
+    if not isinstance(cls, type):
+        return
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        raise ValueError(f'{where}: {cls.__name__} has no option {unknown[0]!r} (a typo in the '
+                         'config or --cfg-options?)')
+
+
 def user_error_line(err: BaseException) -> str | None:
     """The one line to show for a user error, or None for an error of the code."""
     if isinstance(err, OSError) and err.filename is not None:

@@ -19,6 +19,7 @@ import mmtransfer  # noqa: E402,F401  (applies the torch / mmengine compatibilit
 from mmtransfer.cli import (  # noqa: E402
     ArgumentParser,
     add_common_args,
+    check_build_keys,
     init_cpu_distributed,
     merge_cfg_options,
     non_empty,
@@ -198,6 +199,7 @@ def build_config(args):
     if args.tensorboard:
         cfg.visualizer.vis_backends = [dict(type='LocalVisBackend'),
                                        dict(type='TensorboardVisBackend')]
+    check_build_keys(cfg)
     set_resume(cfg, args.resume)  # and a torchrun restart's resume; the FaultToleranceHook
     cfg.launcher = args.launcher
     return cfg

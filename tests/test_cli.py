@@ -1,16 +1,22 @@
 """mmtransfer.cli.run: which errors become one line, and what that line says."""
 from __future__ import annotations
 
+import glob
+import os
+
 import pytest
 
 from mmtransfer.cli import (
     ArgumentParser,
+    check_build_keys,
     check_output_path,
     non_empty,
     output_dir,
     output_file,
+    read_config,
     run,
 )
+from tests.conftest import REPO
 
 
 def _line(capsys, main) -> str:
@@ -48,6 +54,43 @@ def test_an_unknown_key_of_a_class_mmengine_builds_is_one_line(capsys):
     registry.register_module(module=Loop)
     assert _line(capsys, lambda argv: registry.build(dict(type='Loop', bogus=1))) == \
         "Loop has no option 'bogus' (a typo in the config or --cfg-options?)"
+
+
+def test_check_build_keys_names_the_key_and_leaves_what_it_cannot_check():
+    from mmengine.config import Config
+    from mmengine.hooks import Hook
+    from mmengine.registry import HOOKS
+
+    class ProbeHook(Hook):
+        def __init__(self, interval=1):
+            pass
+
+    class LenientHook(Hook):
+        def __init__(self, interval=1, **kwargs):
+            pass
+
+    for hook in (ProbeHook, LenientHook):
+        HOOKS.register_module(module=hook, force=True)
+    try:
+        def check(**cfg):
+            check_build_keys(Config(cfg))
+
+        check(train_cfg=dict(by_epoch=False, max_iters=3), val_cfg=None,
+              custom_hooks=[dict(type='ProbeHook', interval=2),
+                            dict(type='LenientHook', anything=1),  # **kwargs: not checked
+                            dict(type='NotRegistered', anything=1)])  # left to mmengine
+        with pytest.raises(ValueError,
+                           match=r"^custom_hooks\.1: ProbeHook has no option 'intrval'"):
+            check(custom_hooks=[dict(type='ProbeHook'), dict(type='ProbeHook', intrval=2)])
+        with pytest.raises(ValueError,
+                           match="^train_cfg: EpochBasedTrainLoop has no option 'max_iters'"):
+            check(train_cfg=dict(by_epoch=True, max_iters=3))  # by_epoch picks the loop
+        with pytest.raises(ValueError, match="^test_cfg: TestLoop has no option 'bogus'"):
+            check(test_cfg=dict(bogus=1))
+        check_build_keys(Config(dict(train_cfg=dict(bogus=1))), loops=('test_cfg',))
+    finally:
+        for hook in ('ProbeHook', 'LenientHook'):
+            HOOKS.module_dict.pop(hook)
 
 
 def test_the_same_type_error_from_our_own_code_keeps_its_traceback():
@@ -91,3 +134,10 @@ def test_the_path_flag_types_name_the_flag_in_one_line(tmp_path, capsys):
     ]:
         assert run(parser.parse_args, argv) == 2
         assert capsys.readouterr().err == f'error: {line} (see tool --help)\n'
+
+
+@pytest.mark.parametrize('path', sorted(glob.glob('configs/**/*.py', root_dir=REPO,
+                                                  recursive=True)))
+def test_every_shipped_config_passes_check_build_keys(path):
+    """The check refuses before any work, so a false alarm would stop a real run."""
+    check_build_keys(read_config(os.path.join(REPO, path)))

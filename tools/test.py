@@ -20,6 +20,7 @@ import mmtransfer  # noqa: E402,F401  (mmtransfer.compat first)
 from mmtransfer.cli import (  # noqa: E402
     ArgumentParser,
     add_common_args,
+    check_build_keys,
     check_input_file,
     output_file,
     run,
@@ -135,6 +136,7 @@ def test(argv: list[str] | None) -> dict[str, float]:
     args = parse_args(argv)
     setup_cache_size_limit_of_dynamo()
     cfg = build_cfg(args)
+    check_build_keys(cfg, loops=('test_cfg',))
     check_datasets(cfg, ('test',))
     if args.check_only:
         from mmengine.registry import init_default_scope

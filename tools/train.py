@@ -15,7 +15,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout
 
 import mmtransfer  # noqa: E402,F401  (applies mmtransfer.compat)
-from mmtransfer.cli import ArgumentParser, add_common_args, run, set_resume  # noqa: E402
+from mmtransfer.cli import (  # noqa: E402
+    ArgumentParser,
+    add_common_args,
+    check_build_keys,
+    run,
+    set_resume,
+)
 from mmtransfer.detection.runtime import (  # noqa: E402
     check_backbone,
     check_datasets,
@@ -100,6 +106,7 @@ def train(argv: list[str] | None) -> None:
     args = parse_args(argv)
     setup_cache_size_limit_of_dynamo()
     cfg = build_cfg(args)
+    check_build_keys(cfg)
     check_backbone(cfg)
     check_datasets(cfg, ('train', 'val'))
     if args.check_only:

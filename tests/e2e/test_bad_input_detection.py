@@ -172,6 +172,10 @@ def test_a_corrupt_jpeg_in_the_training_data_names_the_file(workspace):
     (['--cfg-options', 'train_cfg.max_iters=abc'], 'train.py',
      '--cfg-options train_cfg.max_iters=abc: expected a number (the config has 270)'),
     (['--cfg-options', 'bogus_top=1'], 'train.py', "'bogus_top' is not a top-level key"),
+    (['--cfg-options', 'train_cfg.bogus=1'], 'train.py',
+     "train_cfg: IterBasedTrainLoop has no option 'bogus'"),
+    (['r18.pth', '--cfg-options', 'test_cfg.bogus=1'], 'test.py',
+     "test_cfg: TestLoop has no option 'bogus'"),
 ])
 @pytest.mark.slow
 def test_bad_paths_and_options(workspace, argv, tool, needle):

@@ -144,10 +144,16 @@ def test_a_wrong_typed_or_unknown_option_names_the_key(two_classes, tmp_path, ca
     assert not (tmp_path / 'wd').exists()
 
 
-def test_an_option_the_built_class_does_not_take_names_it(two_classes, tmp_path, capsys):
-    _fails(['--data-root', str(two_classes), '--work-dir', str(tmp_path / 'wd'), *FAST,
-            'train_cfg.bogus=1'], capsys, "IterBasedTrainLoop has no option 'bogus'")
-    assert not (tmp_path / 'wd' / 'backbone.pth').exists()
+@pytest.mark.parametrize('option, needle', [
+    ('train_cfg.bogus=1', "train_cfg: IterBasedTrainLoop has no option 'bogus'"),
+    ('val_cfg.bogus=1', "val_cfg: ValLoop has no option 'bogus'"),
+    ('default_hooks.logger.intervl=5', "default_hooks.logger: LoggerHook has no option 'intervl'"),
+])
+def test_an_option_the_built_class_does_not_take_names_it_before_any_output(
+        two_classes, tmp_path, capsys, option, needle):
+    _fails_here(['--data-root', str(two_classes), '--work-dir', str(tmp_path / 'wd'), *FAST,
+                 option], capsys, needle)
+    assert not (tmp_path / 'wd').exists()  # no dumped config, no log folder
 
 
 @pytest.mark.parametrize('argv, needle', [
