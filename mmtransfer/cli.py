@@ -269,8 +269,12 @@ def _check_keys(registry, scope: str | None, name, options: dict, where: str) ->
         return
     unknown = sorted(set(options) - set(params))
     if unknown:
-        raise ValueError(f'{where}: {cls.__name__} has no option {unknown[0]!r} (a typo in the '
-                         'config or --cfg-options?)')
+        raise ValueError(f'{where}: {_no_option(cls.__name__, unknown[0])}')
+
+
+def _no_option(name: str, key: str) -> str:
+    return f'{name} has no option {key!r} (a typo in the config or --cfg-options?)'
+
 
 
 def user_error_line(err: BaseException) -> str | None:
@@ -282,8 +286,7 @@ def user_error_line(err: BaseException) -> str | None:
         return f'{err.filename}: {reason}'
     if isinstance(err, TypeError) and _raised_in_mmengine(err):
         match = _UNKNOWN_KEY.match(str(err))
-        return match and (f'{match[1]} has no option {match[2]!r} (a typo in the config or '
-                          '--cfg-options?)')
+        return match and _no_option(match[1], match[2])
     return one_line(err) if isinstance(err, USER_ERRORS) else None
 
 

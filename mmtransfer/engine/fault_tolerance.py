@@ -90,7 +90,9 @@ class FaultToleranceHook(Hook):
             self._resume_samples = self._point.get('epoch_samples') or 0
             self._map_world_size(runner)
             if self._point.get('signal_file'):
-                self._obsolete = _checkpoint_path(runner, self._point['signal_file'])
+                _, out_dir, backend_args = _checkpoint_target(runner)
+                self._obsolete = join_path(out_dir, self._point['signal_file'],
+                                           backend_args=backend_args)
         self._point = None
 
     def after_train(self, runner) -> None:
@@ -116,10 +118,8 @@ class FaultToleranceHook(Hook):
         self._in_iter = False
 
     def _stop(self, runner, sig: signal.Signals) -> None:
-        ckpt = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        ckpt, out_dir, backend_args = _checkpoint_target(runner)
         rng = next((h for h in runner.hooks if isinstance(h, RNGStateHook)), None)
-        out_dir = getattr(ckpt, 'out_dir', None) or runner.work_dir
-        backend_args = getattr(ckpt, 'backend_args', None)
         filename = f'iter_{runner.iter + 1}.pth'
         path = join_path(out_dir, filename, backend_args=backend_args)
         if getattr(ckpt, 'last_ckpt', None) != path:  # not written by the hook this iteration
@@ -156,7 +156,7 @@ class FaultToleranceHook(Hook):
         """Deletes the signal's checkpoint this run resumed from once a newer one is written
         (``newer``, else the ``CheckpointHook``'s last), where that hook keeps only
         ``max_keep_ckpts > 0`` (rank 0)."""
-        ckpt = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
+        ckpt = _checkpoint_target(runner)[0]
         newer = newer or getattr(ckpt, 'last_ckpt', None)
         if self._obsolete is None or ckpt is None or newer in (None, self._obsolete):
             return
@@ -233,12 +233,12 @@ def _skipping(cls: type) -> type:
                 dict(__iter__=__iter__, __len__=__len__, __slots__=()))
 
 
-def _checkpoint_path(runner, filename: str) -> str:
-    """Where the ``CheckpointHook`` of ``runner`` writes ``filename`` (the work dir without
-    one)."""
+def _checkpoint_target(runner) -> tuple[CheckpointHook | None, str, dict | None]:
+    """The ``CheckpointHook`` of ``runner`` (or None), the folder it writes to (the work dir
+    without one) and its ``backend_args``."""
     ckpt = next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
     out_dir = getattr(ckpt, 'out_dir', None) or runner.work_dir
-    return join_path(out_dir, filename, backend_args=getattr(ckpt, 'backend_args', None))
+    return ckpt, out_dir, getattr(ckpt, 'backend_args', None)
 
 
 def _index_sampler(dataloader):

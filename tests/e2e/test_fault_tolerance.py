@@ -181,21 +181,13 @@ def test_a_checkpoint_of_1_process_resumes_on_2(data, tmp_path):
 def test_sigterm_on_one_process_writes_a_checkpoint_that_resumes_exactly(data, tmp_path,
                                                                          monkeypatch, capsys):
     """An iteration-based run (--max-iters), one process, SIGTERM during iteration 2."""
-    from mmtransfer.engine import FaultToleranceHook
     from pretrain.train import main
 
     def args(work_dir, *extra):
         return _args(data, work_dir, '--max-iters', '4', *extra, epochs=None)
 
     assert main(args(tmp_path / 'straight')) == 0
-    after = FaultToleranceHook.after_train_iter
-
-    def signalled(self, runner, batch_idx, data_batch=None, outputs=None):
-        if runner.iter + 1 == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return after(self, runner, batch_idx, data_batch, outputs)
-
-    monkeypatch.setattr(FaultToleranceHook, 'after_train_iter', signalled)
+    _sigterm_at(2, monkeypatch)
     work = tmp_path / 'stopped'
     with pytest.raises(SystemExit) as stop:
         main(args(work))
@@ -216,19 +208,11 @@ def test_the_signals_checkpoint_is_deleted_after_a_newer_one_where_max_keep_ckpt
     """SIGTERM at iteration 2 of 4 writes iter_2.pth; resumed, the run writes iter_4.pth. With
     max_keep_ckpts=1 that deletes iter_2.pth, as the CheckpointHook deletes its own; with -1
     (keep all) both stay."""
-    from mmtransfer.engine import FaultToleranceHook
     from pretrain.train import main
 
     args = _args(data, tmp_path, '--max-iters', '4', epochs=None)
     args += [f'default_hooks.checkpoint.max_keep_ckpts={keep}']
-    after = FaultToleranceHook.after_train_iter
-
-    def signalled(self, runner, batch_idx, data_batch=None, outputs=None):
-        if runner.iter + 1 == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return after(self, runner, batch_idx, data_batch, outputs)
-
-    monkeypatch.setattr(FaultToleranceHook, 'after_train_iter', signalled)
+    _sigterm_at(2, monkeypatch)
     with pytest.raises(SystemExit):
         main(args)
     monkeypatch.undo()
@@ -238,3 +222,17 @@ def test_the_signals_checkpoint_is_deleted_after_a_newer_one_where_max_keep_ckpt
     assert (tmp_path / 'iter_4.pth').is_file()
     assert (tmp_path / 'iter_2.pth').exists() == (keep == -1)
     assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_4.pth')
+
+
+def _sigterm_at(iteration: int, monkeypatch) -> None:
+    """This process sends itself SIGTERM at the end of ``iteration`` (before the hook looks)."""
+    from mmtransfer.engine import FaultToleranceHook
+
+    after = FaultToleranceHook.after_train_iter
+
+    def signalled(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter + 1 == iteration:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return after(self, runner, batch_idx, data_batch, outputs)
+
+    monkeypatch.setattr(FaultToleranceHook, 'after_train_iter', signalled)
