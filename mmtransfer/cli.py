@@ -276,7 +276,6 @@ def _no_option(name: str, key: str) -> str:
     return f'{name} has no option {key!r} (a typo in the config or --cfg-options?)'
 
 
-
 def user_error_line(err: BaseException) -> str | None:
     """The one line to show for a user error, or None for an error of the code."""
     if isinstance(err, OSError) and err.filename is not None:

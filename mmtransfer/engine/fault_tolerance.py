@@ -156,9 +156,11 @@ class FaultToleranceHook(Hook):
         """Deletes the signal's checkpoint this run resumed from once a newer one is written
         (``newer``, else the ``CheckpointHook``'s last), where that hook keeps only
         ``max_keep_ckpts > 0`` (rank 0)."""
+        if self._obsolete is None:  # every iteration: no hook lookup then
+            return
         ckpt = _checkpoint_target(runner)[0]
         newer = newer or getattr(ckpt, 'last_ckpt', None)
-        if self._obsolete is None or ckpt is None or newer in (None, self._obsolete):
+        if ckpt is None or newer in (None, self._obsolete):
             return
         path, self._obsolete = self._obsolete, None
         if ckpt.max_keep_ckpts > 0 and is_main_process() and ckpt.file_backend.isfile(path):
